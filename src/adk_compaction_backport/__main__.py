@@ -1,0 +1,79 @@
+"""``python -m adk_compaction_backport doctor | verify | fingerprints``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+
+def doctor() -> int:
+    """Say in words what ``status()`` says."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from adk_compaction_backport import _activation, _bootstrap
+
+    if not _bootstrap.opted_out():
+        try:
+            import google.adk.runners  # noqa: F401 - lets the start-up hook act
+        except ImportError as error:
+            print(f"google-adk cannot be imported: {error}")
+    state = _activation.status()
+    print(f"google-adk installed: {state.adk_version or 'no'}")
+    print(f"release family:       {state.family or 'none claimed'}")
+    print(f"fix applied:          {'yes' if state.applied else 'no'}")
+    if not state.applied:
+        print(f"why not:              {state.reason}")
+    for name in state.patched:
+        print(f"  wraps {name}")
+    return 0
+
+
+def fingerprints() -> int:
+    """Print the fingerprints of the installed release (to refresh _guards.py)."""
+    import importlib
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from adk_compaction_backport import _guards
+    from adk_compaction_backport._patching import fingerprint
+
+    for family in _guards.FAMILIES:
+        adapter = importlib.import_module(family.adapter)
+        for patch in adapter.patches():
+            try:
+                value = fingerprint(patch.target.current())
+            except (ImportError, AttributeError, KeyError) as error:
+                value = f"missing ({error!r})"
+            print(f"{family.name}  {patch.target.qualname}  {value}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m adk_compaction_backport")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("doctor", help="print status() in words")
+    commands.add_parser("fingerprints", help="fingerprints of the installed google-adk")
+    run = commands.add_parser("verify", help="reproduce the race without and with the fix")
+    run.add_argument("--db-url", help="your own database (default: a temporary SQLite file)")
+    run.add_argument("--client", choices=["eager", "sequential", "both"], default="both")
+    run.add_argument("--api", choices=["async", "sync"], default="async")
+    run.add_argument("--sessions", default="4")
+    run.add_argument("--turns", default="8")
+    run.add_argument("--summarizer-delay", default="0.5")
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return doctor()
+    if args.command == "fingerprints":
+        return fingerprints()
+    from adk_compaction_backport.verify.cli import verify
+
+    clients = ["sequential", "eager"] if args.client == "both" else [args.client]
+    workload = ["--sessions", args.sessions, "--turns", args.turns]
+    workload += ["--summarizer-delay", args.summarizer_delay]
+    return verify(clients, args.api, args.db_url, workload)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""One idea of the fix, independent of any google-adk release.
+
+Per session (one session service, app, user and session id) it keeps:
+
+* the *current session reference*: the ``Session`` object the newest turn
+  loaded fresh from storage. A summary is written through it, so neither the
+  summary nor that turn's next write is behind storage;
+* a single flight of compactions: a later compaction waits for the earlier one
+  to land, then evaluates the sliding window on the events its own turn saw
+  plus the summary that landed since;
+* strong references to pending compaction tasks (google/adk-python#3174), so
+  ``drain()`` and sync ``Runner.run`` can wait for them.
+
+Turns never wait here: only compactions wait for compactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, Awaitable, Callable, Dict, Hashable, List, Optional, Set, Tuple
+
+logger = logging.getLogger("adk_compaction_backport")
+
+SessionKey = Tuple[int, str, str, str]
+CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
+"""Upstream's ``_run_compaction_for_sliding_window(app, session, session_service)``."""
+
+# Stored event timestamps come back from the database rounded to microseconds
+# (plus float error), so the last compacted invocation can look newer than the
+# summary's exact ``end_timestamp`` and be summarized again. Two microseconds of
+# slack absorbs that; events of different invocations are always further apart.
+END_TIMESTAMP_SLACK = 2e-6
+
+
+def _never_stale(error: BaseException) -> bool:
+    return False
+
+
+class _SessionSlot:
+    """Bookkeeping for one session while it has a turn or a compaction going."""
+
+    __slots__ = ("current", "last_summary", "tail", "turns")
+
+    def __init__(self) -> None:
+        self.current: Any = None
+        self.last_summary: Any = None
+        self.tail: Optional[asyncio.Task] = None
+        self.turns = 0
+
+
+def session_key(service: Any, app_name: str, user_id: str, session_id: str) -> SessionKey:
+    return (id(service), app_name, user_id, session_id)
+
+
+def _compaction_of(event: Any) -> Any:
+    actions = getattr(event, "actions", None)
+    return getattr(actions, "compaction", None) if actions is not None else None
+
+
+def _end_timestamp(event: Any) -> Optional[float]:
+    return getattr(_compaction_of(event), "end_timestamp", None)
+
+
+def _with_slack(event: Any) -> Any:
+    """A copy of a compaction event whose range ends a hair later (see above)."""
+    compaction = _compaction_of(event)
+    end = getattr(compaction, "end_timestamp", None)
+    if not end:
+        return event
+    widened = compaction.model_copy(update={"end_timestamp": end + END_TIMESTAMP_SLACK})
+    actions = event.actions.model_copy(update={"compaction": widened})
+    return event.model_copy(update={"actions": actions})
+
+
+def _covers(stored_events: List[Any], summary: Any) -> bool:
+    """Whether storage already holds a summary reaching as far as ``summary``."""
+    end = _end_timestamp(summary)
+    if end is None:
+        return False
+    return any(
+        (_end_timestamp(e) or 0.0) >= end - END_TIMESTAMP_SLACK for e in stored_events
+    )
+
+
+class _SummaryWriter:
+    """Stands in for the session service inside upstream's compaction function.
+
+    Upstream calls ``append_event(session=<its session>, event=summary)``; the
+    write goes through the session's current reference instead.
+    """
+
+    def __init__(
+        self, coordinator: Coordinator, slot: _SessionSlot, service: Any, origin: Any
+    ) -> None:
+        self._coordinator = coordinator
+        self._slot = slot
+        self._service = service
+        self._origin = origin
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+    async def append_event(self, session: Any, event: Any) -> Any:
+        return await self._coordinator._write_summary(
+            self._slot, self._service, self._origin, event
+        )
+
+
+class Coordinator:
+    """Coordinates the compaction writes of every session in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: Dict[Hashable, _SessionSlot] = {}
+        self._tasks: Set[asyncio.Task] = set()
+        self._is_stale: Callable[[BaseException], bool] = _never_stale
+
+    def configure(self, is_stale_error: Callable[[BaseException], bool]) -> None:
+        """Tell the coordinator how this release reports a stale-session write."""
+        self._is_stale = is_stale_error
+
+    # -- turns ---------------------------------------------------------------
+
+    def turn_started(
+        self, service: Any, app_name: str, user_id: str, session_id: str
+    ) -> SessionKey:
+        key = session_key(service, app_name, user_id, session_id)
+        with self._lock:
+            self._slots.setdefault(key, _SessionSlot()).turns += 1
+        return key
+
+    def turn_ended(self, key: SessionKey) -> None:
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None:
+                slot.turns -= 1
+                self._forget_if_idle(key, slot)
+
+    def session_loaded(self, service: Any, session: Any) -> None:
+        """A turn loaded ``session`` fresh from storage: it is now the current one."""
+        key = session_key(service, session.app_name, session.user_id, session.id)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None:
+                slot.current = session
+
+    # -- compactions ---------------------------------------------------------
+
+    def submit(self, app: Any, session: Any, service: Any, compact: CompactFn) -> asyncio.Task:
+        """Schedule ``compact`` for the turn that ended with ``session``."""
+        loop = asyncio.get_running_loop()
+        key = session_key(service, session.app_name, session.user_id, session.id)
+        with self._lock:
+            slot = self._slots.setdefault(key, _SessionSlot())
+            previous = slot.tail
+            task = loop.create_task(
+                self._compact(slot, previous, app, session, service, compact)
+            )
+            slot.tail = task
+            self._tasks.add(task)
+        task.add_done_callback(lambda done: self._finished(key, slot, done, session.id))
+        return task
+
+    async def _compact(
+        self,
+        slot: _SessionSlot,
+        previous: Optional[asyncio.Task],
+        app: Any,
+        session: Any,
+        service: Any,
+        compact: CompactFn,
+    ) -> None:
+        if previous is not None and not previous.done():
+            if previous.get_loop() is asyncio.get_running_loop():
+                await asyncio.wait([previous])
+        view = session.model_copy(update={"events": self._window_events(slot, session)})
+        writer = _SummaryWriter(self, slot, service, session)
+        try:
+            await compact(app, view, writer)
+        except Exception:
+            logger.warning(
+                "compaction of session %s (app %s, user %s) failed; no summary was "
+                "stored for it. The turn itself is not affected.",
+                session.id,
+                session.app_name,
+                session.user_id,
+                exc_info=True,
+            )
+
+    @staticmethod
+    def _window_events(slot: _SessionSlot, session: Any) -> List[Any]:
+        """The events the turn saw, plus the summary that landed after it loaded."""
+        events = list(session.events)
+        landed = slot.last_summary
+        if landed is not None and all(e.id != landed.id for e in events):
+            newest_seen = max((_end_timestamp(e) or 0.0 for e in events), default=0.0)
+            if (_end_timestamp(landed) or 0.0) > newest_seen:
+                events.append(landed)
+        return [_with_slack(e) for e in events]
+
+    async def _write_summary(
+        self, slot: _SessionSlot, service: Any, origin: Any, event: Any
+    ) -> Any:
+        target = slot.current if slot.current is not None else origin
+        try:
+            await service.append_event(session=target, event=event)
+        except Exception as error:
+            if not self._is_stale(error):
+                raise
+            if not await self._retry_on_fresh_read(service, origin, event):
+                return event
+        slot.last_summary = event
+        return event
+
+    async def _retry_on_fresh_read(self, service: Any, origin: Any, event: Any) -> bool:
+        """Another writer moved storage on: re-read once, then store or drop."""
+        fresh = await service.get_session(
+            app_name=origin.app_name, user_id=origin.user_id, session_id=origin.id
+        )
+        if fresh is None:
+            logger.warning("session %s is gone; its summary was dropped", origin.id)
+            return False
+        if _covers(fresh.events, event):
+            logger.warning(
+                "session %s already stores a summary reaching as far; dropped ours",
+                origin.id,
+            )
+            return False
+        await service.append_event(session=fresh, event=event)
+        return True
+
+    def _finished(
+        self, key: SessionKey, slot: _SessionSlot, task: asyncio.Task, session_id: str
+    ) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            logger.warning(
+                "compaction of session %s was cancelled before its summary was "
+                "stored (did the event loop close? await "
+                "adk_compaction_backport.drain() before exiting)",
+                session_id,
+            )
+        with self._lock:
+            if slot.tail is task:
+                slot.tail = None
+            self._forget_if_idle(key, slot)
+
+    def _forget_if_idle(self, key: SessionKey, slot: _SessionSlot) -> None:
+        idle = slot.turns <= 0 and (slot.tail is None or slot.tail.done())
+        if idle and self._slots.get(key) is slot:
+            del self._slots[key]
+
+    # -- waiting -------------------------------------------------------------
+
+    async def wait_for_session(
+        self, service: Any, app_name: str, user_id: str, session_id: str
+    ) -> None:
+        """Wait until this session's compactions on this event loop have landed."""
+        with self._lock:
+            slot = self._slots.get(session_key(service, app_name, user_id, session_id))
+            tail = slot.tail if slot is not None else None
+        if tail is not None and tail.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([tail])
+
+    async def drain(self, timeout: Optional[float] = None) -> int:
+        """Wait for every compaction pending on this event loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pending = [t for t in self._tasks if t.get_loop() is loop and not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        return len(pending)
+
+    def pending(self) -> int:
+        """How many compactions are still running (all event loops)."""
+        with self._lock:
+            return sum(not t.done() for t in self._tasks)
+
+    def tracked_sessions(self) -> int:
+        """How many sessions have bookkeeping right now (0 when all are idle)."""
+        with self._lock:
+            return len(self._slots)
+
+
+COORDINATOR = Coordinator()

@@ -1,0 +1,110 @@
+"""Installs and removes wrappers; keeps each original once; tags what is ours.
+
+Wrappers consult :func:`is_active` on every call, so a wrapper that another
+library has since wrapped (and that ``revert()`` therefore cannot take out)
+becomes a plain pass-through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+OURS = "__adk_compaction_backport__"
+_active = False
+
+
+def is_active() -> bool:
+    """Whether wrappers should do their work (False after ``revert()``)."""
+    return _active
+
+
+def set_active(active: bool) -> None:
+    global _active
+    _active = active
+
+
+@dataclass(frozen=True)
+class Target:
+    """An attribute of google-adk: ``module`` plus a dotted ``path`` inside it."""
+
+    module: str
+    path: str
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.path}"
+
+    def owner(self) -> Any:
+        owner: Any = importlib.import_module(self.module)
+        for part in self.path.split(".")[:-1]:
+            owner = getattr(owner, part)
+        return owner
+
+    @property
+    def attribute(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+    def current(self) -> Any:
+        """The object stored on the owner itself (never an inherited one)."""
+        return vars(self.owner())[self.attribute]
+
+
+def fingerprint(obj: Any) -> Optional[str]:
+    """A short hash of the source of the function beneath any wrappers."""
+    try:
+        source = inspect.getsource(inspect.unwrap(obj))
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def is_ours(obj: Any) -> bool:
+    """Whether ``obj`` is, or wraps, a wrapper installed by this package."""
+    seen = 0
+    while obj is not None and seen < 100:
+        if getattr(obj, OURS, False) is True:
+            return True
+        obj = getattr(obj, "__wrapped__", None)
+        seen += 1
+    return False
+
+
+@dataclass(frozen=True)
+class Installed:
+    target: Target
+    original: Any
+    wrapper: Any
+
+
+def install(target: Target, make_wrapper: Callable[[Any], Any]) -> Installed:
+    original = target.current()
+    wrapper = make_wrapper(original)
+    setattr(wrapper, OURS, True)
+    setattr(target.owner(), target.attribute, wrapper)
+    return Installed(target, original, wrapper)
+
+
+def remove(installed: Installed) -> bool:
+    """Put the original back, only if the attribute still holds our wrapper."""
+    if vars(installed.target.owner()).get(installed.target.attribute) is not installed.wrapper:
+        return False
+    setattr(installed.target.owner(), installed.target.attribute, installed.original)
+    return True
+
+
+@dataclass(frozen=True)
+class Patch:
+    """What a family wraps: ``make_wrapper(original) -> wrapper``.
+
+    ``make_wrapper=None`` marks code we rely on without wrapping it (only its
+    fingerprint is checked). ``variant``, when set, limits the patch to the
+    releases whose fingerprint of ``target`` carries that label in ``_guards``.
+    """
+
+    target: Target
+    make_wrapper: Optional[Callable[[Any], Any]] = None
+    variant: Optional[str] = None

@@ -1,0 +1,1 @@
+"""One small adapter per google-adk release family: what to wrap, nothing else."""

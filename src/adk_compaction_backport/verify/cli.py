@@ -1,0 +1,86 @@
+"""``verify``: the race against the installed google-adk, without and with the fix.
+
+Each side runs in its own interpreter so the unpatched side is really unpatched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from typing import Dict, List, Optional
+
+ROWS = (
+    ("turns", "turns"),
+    ("turns failed", "turns_failed"),
+    ("user messages lost", "user_messages_lost"),
+    ("summaries expected", "summaries_expected"),
+    ("summaries stored", "summaries_stored"),
+    ("summaries duplicated", "summaries_duplicated"),
+    ("summaries with a wrong range", "summaries_unexpected"),
+    ("summarizer calls", "summarizer_calls"),
+    ("errors logged", "errors"),
+)
+
+
+def _run_side(patched: bool, child_args: List[str]) -> Dict:
+    env = dict(os.environ)
+    env.pop("ADK_COMPACTION_BACKPORT_DISABLE", None)
+    if not patched:
+        env["ADK_COMPACTION_BACKPORT_DISABLE"] = "1"
+    args = [sys.executable, "-m", "adk_compaction_backport.verify.child", *child_args]
+    args += ["--app-name", f"verify_{'fixed' if patched else 'unfixed'}_{uuid.uuid4().hex[:8]}"]
+    if patched:
+        args.append("--patched")
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-5:]
+        return {"crashed": "\n".join(tail) or f"exit code {done.returncode}"}
+    return json.loads(done.stdout)
+
+
+def _cell(result: Dict, key: str) -> str:
+    if "crashed" in result:
+        return "crashed"
+    value = result[key]
+    return str(len(value)) if isinstance(value, list) else str(value)
+
+
+def _table(title: str, before: Dict, after: Dict) -> str:
+    lines = [title, f"  {'':30} {'without fix':>12} {'with fix':>10}"]
+    for label, key in ROWS:
+        lines.append(f"  {label:30} {_cell(before, key):>12} {_cell(after, key):>10}")
+    for name, result in (("without fix", before), ("with fix", after)):
+        for error in result.get("errors", [])[:3]:
+            lines.append(f"  {name}: {error}")
+        if "crashed" in result:
+            lines.append(f"  {name} crashed: {result['crashed']}")
+    return "\n".join(lines)
+
+
+def verify(
+    clients: List[str], api: str, db_url: Optional[str], workload_args: List[str]
+) -> int:
+    """Print a before/after table per client; exit status 0 when the fix holds."""
+    from adk_compaction_backport._activation import installed_adk_version
+
+    failures = 0
+    where = "your database" if db_url else "a temporary SQLite file"
+    for client in clients:
+        child_args = ["--client", client, "--api", api, *workload_args]
+        if db_url:
+            child_args += ["--db-url", db_url]
+        before = _run_side(False, child_args)
+        after = _run_side(True, child_args)
+        title = f"google-adk {installed_adk_version()}, {where}, {client} client, {api} API"
+        print(_table(title, before, after))
+        print()
+        if "crashed" in after or not after.get("ok"):
+            failures += 1
+    if failures:
+        print("the fix did not hold in every run above")
+        return 1
+    print("with the fix: no failed turn, no lost message, every summary stored once")
+    return 0

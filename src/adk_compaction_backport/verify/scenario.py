@@ -1,0 +1,215 @@
+"""Run S sessions x T turns against google-adk and report what went wrong.
+
+Clients:
+* ``sequential``: reads every stream to its end before the next message;
+* ``eager``: sends the next message as soon as the final reply arrives, while
+  the stream is still open (what chat front ends do).
+APIs: ``async`` (``Runner.run_async``) or ``sync`` (``Runner.run`` in threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, List
+
+from google.adk.runners import Runner
+from google.adk.sessions.database_session_service import DatabaseSessionService
+from google.genai import types
+
+from adk_compaction_backport.verify.analysis import (
+    check_summaries,
+    expected_ranges,
+    inspect_session,
+)
+from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
+
+USER_ID = "user"
+
+
+@dataclass
+class Workload:
+    sessions: int = 4
+    turns: int = 8
+    interval: int = 2
+    overlap: int = 1
+    summarizer_delay: float = 0.5
+    reply_delay: float = 0.0
+    client: str = "eager"
+    api: str = "async"
+
+
+@dataclass
+class Report:
+    """Counts that matter to a user; ``ok`` when the fix's promises hold."""
+
+    workload: dict
+    turns: int = 0
+    turns_failed: int = 0
+    user_messages_expected: int = 0
+    user_messages_stored: int = 0
+    replies_stored: int = 0
+    summaries_expected: int = 0
+    summaries_stored: int = 0
+    summaries_duplicated: int = 0
+    summaries_unexpected: int = 0
+    summaries_missing: int = 0
+    summarizer_calls: int = 0
+    errors: List[str] = field(default_factory=list)
+
+    @property
+    def user_messages_lost(self) -> int:
+        return self.user_messages_expected - self.user_messages_stored
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.turns_failed == 0
+            and self.user_messages_lost == 0
+            and self.summaries_stored == self.summaries_expected
+            and self.summaries_duplicated == 0
+            and self.summaries_unexpected == 0
+            and self.summarizer_calls == self.summaries_expected
+            and not self.errors
+        )
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["user_messages_lost"] = self.user_messages_lost
+        data["ok"] = self.ok
+        return data
+
+
+class _ErrorLog(logging.Handler):
+    """Collects warnings from asyncio, google-adk and this package."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] in ("asyncio", "google_adk", "adk_compaction_backport"):
+            first = record.getMessage().splitlines()[0] if record.getMessage() else ""
+            if record.exc_info and record.exc_info[1] is not None:
+                first += f" [{record.exc_info[1]!r}]"
+            self.lines.append(f"{record.name}: {first}"[:300])
+
+
+def message(session_no: int, turn: int) -> types.Content:
+    return types.Content(role="user", parts=[types.Part(text=f"s{session_no} turn {turn}")])
+
+
+async def _sequential_turn(runner: Runner, session_id: str, content: types.Content) -> None:
+    async for _ in runner.run_async(user_id=USER_ID, session_id=session_id, new_message=content):
+        pass
+
+
+async def _eager_turn(runner: Runner, session_id: str, content: types.Content) -> asyncio.Task:
+    """Read up to the final reply; leave the rest of the stream to a task."""
+    stream = runner.run_async(user_id=USER_ID, session_id=session_id, new_message=content)
+    async for event in stream:
+        if event.author != "user" and event.is_final_response():
+            break
+    return asyncio.ensure_future(_finish(stream))
+
+
+async def _finish(stream: Any) -> None:
+    async for _ in stream:
+        pass
+
+
+def _sync_turn(runner: Runner, session_id: str, content: types.Content) -> None:
+    for _ in runner.run(user_id=USER_ID, session_id=session_id, new_message=content):
+        pass
+
+
+async def _drive_session(
+    runner: Runner, workload: Workload, session_no: int, session_id: str, report: Report
+) -> None:
+    tails: List[asyncio.Task] = []
+    for turn in range(1, workload.turns + 1):
+        content = message(session_no, turn)
+        report.turns += 1
+        try:
+            if workload.api == "sync":
+                await asyncio.get_running_loop().run_in_executor(
+                    None, _sync_turn, runner, session_id, content
+                )
+            elif workload.client == "eager":
+                tails.append(await _eager_turn(runner, session_id, content))
+            else:
+                await _sequential_turn(runner, session_id, content)
+        except Exception as error:  # noqa: BLE001 - a failed turn is a finding
+            report.turns_failed += 1
+            report.errors.append(f"turn {turn} of session {session_no}: {error!r}"[:300])
+    for turn, outcome in enumerate(await asyncio.gather(*tails, return_exceptions=True), 1):
+        if isinstance(outcome, BaseException):
+            report.turns_failed += 1
+            report.errors.append(f"stream end of turn {turn}, session {session_no}: {outcome!r}"[:300])
+
+
+async def _let_background_work_finish(timeout: float) -> None:
+    """Wait for every other task (upstream's own compaction tasks included)."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if others:
+        await asyncio.wait(others, timeout=timeout)
+
+
+async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> Report:
+    """Run the workload on ``db_url`` and inspect what was stored."""
+    control = SummarizerControl(delay=workload.summarizer_delay)
+    app = make_app(
+        control,
+        interval=workload.interval,
+        overlap=workload.overlap,
+        reply_delay=workload.reply_delay,
+        name=app_name or "compaction_verify",
+    )
+    service = DatabaseSessionService(db_url=db_url)
+    runner = Runner(app=app, session_service=service)
+    report = Report(workload=asdict(workload))
+    errors = _ErrorLog()
+    logging.getLogger().addHandler(errors)
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.lines.append(f"thread: {args.exc_value!r}")
+    try:
+        ids = [f"session-{uuid.uuid4().hex[:12]}" for _ in range(workload.sessions)]
+        for session_id in ids:
+            await service.create_session(app_name=app.name, user_id=USER_ID, session_id=session_id)
+        await asyncio.gather(
+            *(_drive_session(runner, workload, n, sid, report) for n, sid in enumerate(ids))
+        )
+        await _let_background_work_finish(timeout=30 + 4 * workload.summarizer_delay * workload.turns)
+        gc.collect()  # surfaces "Task exception was never retrieved"
+        await asyncio.sleep(0)
+        _inspect(report, workload, [await _load(service, app.name, s) for s in ids])
+    finally:
+        threading.excepthook = previous_hook
+        logging.getLogger().removeHandler(errors)
+    report.summarizer_calls = control.calls
+    report.errors.extend(errors.lines)
+    return report
+
+
+async def _load(service: DatabaseSessionService, app_name: str, session_id: str) -> Any:
+    return await service.get_session(app_name=app_name, user_id=USER_ID, session_id=session_id)
+
+
+def _inspect(report: Report, workload: Workload, sessions: List[Any]) -> None:
+    expected = expected_ranges(workload.turns, workload.interval, workload.overlap)
+    for n, session in enumerate(sessions):
+        findings = inspect_session(session)
+        wanted = [f"s{n} turn {t}" for t in range(1, workload.turns + 1)]
+        report.user_messages_expected += len(wanted)
+        report.user_messages_stored += sum(1 for text in wanted if text in findings.user_messages)
+        report.replies_stored += len(findings.replies)
+        check = check_summaries(findings.summary_ranges, expected)
+        report.summaries_expected += check.expected
+        report.summaries_stored += check.stored
+        report.summaries_duplicated += check.duplicated
+        report.summaries_unexpected += check.unexpected
+        report.summaries_missing += check.missing

@@ -1,0 +1,93 @@
+"""A google-adk runner on a real database, driven one turn at a time.
+
+Race tests use it to stage an interleaving exactly: the fake summarizer waits
+on an ``asyncio.Event`` and the test decides when it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any, List, Optional, Tuple
+
+from google.adk.runners import Runner
+from google.adk.sessions.database_session_service import DatabaseSessionService
+
+from adk_compaction_backport.verify.analysis import inspect_session
+from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
+from adk_compaction_backport.verify.scenario import USER_ID, message
+from adk_compaction_backport.verify.urls import uses_async_engine
+
+Range = Tuple[int, int]
+
+
+def engine_url(database: Any) -> str:
+    """The test database's URL with the driver this google-adk release needs."""
+    return database.url("async" if uses_async_engine() else "sync")
+
+
+class Conversation:
+    """One session of the verify app, with turns the test runs explicitly."""
+
+    def __init__(self, database: Any, control: Optional[SummarizerControl] = None) -> None:
+        self.database = database
+        self.control = control or SummarizerControl()
+        self.app = make_app(self.control)
+        self.service = DatabaseSessionService(db_url=engine_url(database))
+        self.runner = Runner(app=self.app, session_service=self.service)
+        self.session_id = "conversation"
+        self.turns = 0
+
+    async def start(self) -> Conversation:
+        await self.service.create_session(
+            app_name=self.app.name, user_id=USER_ID, session_id=self.session_id
+        )
+        return self
+
+    def stream(self) -> Any:
+        """The next turn's event stream (the caller reads it)."""
+        self.turns += 1
+        return self.runner.run_async(
+            user_id=USER_ID, session_id=self.session_id, new_message=message(0, self.turns)
+        )
+
+    async def turn(self) -> List[Any]:
+        """Run the next turn to the end of its stream."""
+        return [event async for event in self.stream()]
+
+    def sync_turn(self) -> List[Any]:
+        """Run the next turn with upstream's synchronous ``Runner.run``."""
+        self.turns += 1
+        return list(
+            self.runner.run(
+                user_id=USER_ID, session_id=self.session_id, new_message=message(0, self.turns)
+            )
+        )
+
+    async def stored(self) -> Any:
+        return await self.service.get_session(
+            app_name=self.app.name, user_id=USER_ID, session_id=self.session_id
+        )
+
+    async def summary_ranges(self) -> List[Range]:
+        return inspect_session(await self.stored()).summary_ranges
+
+    async def next_write_is_newer(self) -> None:
+        """Make the next state write move ``update_time`` past earlier reads.
+
+        1.16-1.18 store ``update_time`` with one-second resolution on SQLite:
+        a write only makes an older ``Session`` stale once the wall clock is in
+        the next second. PostgreSQL keeps microseconds, so there is no wait.
+        """
+        if self.database.kind == "sqlite":
+            now = time.time()
+            await asyncio.sleep(math.ceil(now) - now + 0.01)
+
+
+async def background_work_done(timeout: float = 60) -> None:
+    """Wait for every other task: upstream's own compaction tasks included."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if others:
+        _, pending = await asyncio.wait(others, timeout=timeout)
+        assert not pending, f"background work still running after {timeout}s: {pending}"

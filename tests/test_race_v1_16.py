@@ -1,0 +1,149 @@
+"""Races of google-adk 1.16-1.18, staged deterministically on real databases.
+
+Tests marked ``race`` fail on unpatched google-adk (``test_unpatched_proof.py``
+runs them with the fix turned off and checks that each one fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+
+import pytest
+from harness import Conversation, background_work_done
+
+import adk_compaction_backport as acb
+from adk_compaction_backport._activation import installed_adk_version
+from adk_compaction_backport._coordinator import COORDINATOR
+from adk_compaction_backport._guards import family_for
+
+pytestmark = pytest.mark.skipif(
+    getattr(family_for(installed_adk_version()), "name", None) != "1.16",
+    reason="google-adk 1.16-1.18 only",
+)
+
+
+def assert_idle() -> None:
+    """Nothing pending, no per-session bookkeeping left behind."""
+    assert COORDINATOR.pending() == 0
+    assert COORDINATOR.tracked_sessions() == 0
+
+
+@pytest.mark.race
+@pytest.mark.asyncio
+async def test_summary_survives_a_next_turn_that_writes_state(database, caplog):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    await chat.turn()
+    await chat.turn()  # triggers the compaction of invocations 1-2
+    await chat.control.wait_for_calls(1)  # ...which is now inside the summarizer
+    await chat.next_write_is_newer()
+    await chat.turn()  # writes state (output_key): storage moves past turn 2
+    gate.set()
+    await background_work_done()
+    gc.collect()
+
+    assert await chat.summary_ranges() == [(1, 2)]
+    assert "Task exception was never retrieved" not in caplog.text
+    assert_idle()
+
+
+@pytest.mark.race
+@pytest.mark.asyncio
+async def test_next_compaction_waits_for_the_previous_one_and_builds_on_it(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    for _ in range(4):  # compactions after turns 2 and 4; the first is held
+        await chat.turn()
+    await chat.control.wait_for_calls(1)
+    gate.set()
+    await background_work_done()
+
+    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
+    assert chat.control.calls == 2
+    assert_idle()
+
+
+@pytest.mark.race
+@pytest.mark.asyncio
+async def test_stream_closed_right_after_the_final_reply_is_still_compacted(database):
+    chat = await Conversation(database).start()
+    await chat.turn()
+    stream = chat.stream()
+    async for event in stream:
+        if event.is_final_response():
+            break
+    await stream.aclose()
+    await background_work_done()
+
+    assert await chat.summary_ranges() == [(1, 2)]
+
+
+@pytest.mark.race
+@pytest.mark.asyncio
+async def test_summarizer_failure_is_logged_with_the_session_and_spares_turns(
+    database, caplog
+):
+    chat = await Conversation(database).start()
+    chat.control.fail = True
+    caplog.set_level(logging.WARNING)
+    for _ in range(3):
+        await chat.turn()
+    await background_work_done()
+    gc.collect()
+    await asyncio.sleep(0)
+
+    assert any(
+        r.name == "adk_compaction_backport" and chat.session_id in r.getMessage()
+        for r in caplog.records
+    )
+    assert "Task exception was never retrieved" not in caplog.text
+    assert len((await chat.stored()).events) == 6  # 3 user messages, 3 replies
+
+
+@pytest.mark.race
+def test_sync_run_stores_the_summary_before_it_returns(database):
+    chat = asyncio.run(Conversation(database).start())
+    chat.control.delay = 0.05  # the summary is still being written as the turn ends
+    chat.sync_turn()
+    chat.sync_turn()
+
+    assert asyncio.run(chat.summary_ranges()) == [(1, 2)]
+
+
+@pytest.mark.asyncio
+async def test_next_turn_does_not_wait_for_the_summarizer(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    await chat.turn()
+    await chat.turn()
+    await chat.control.wait_for_calls(1)
+    # The summarizer never answers until released: the next turn must not care.
+    replies = await asyncio.wait_for(chat.turn(), timeout=60)
+    assert replies[-1].is_final_response()
+    gate.set()
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2)]
+
+
+@pytest.mark.asyncio
+async def test_turns_after_a_stored_summary_work_and_see_it_typed(database):
+    """google/adk-python#3487: 1.18 returned stored compactions as dicts."""
+    from google.adk.events.event_actions import EventCompaction
+
+    chat = await Conversation(database).start()
+    await chat.turn()
+    await chat.turn()
+    await background_work_done()
+    stored = [e for e in (await chat.stored()).events if e.actions.compaction]
+    assert stored and isinstance(stored[0].actions.compaction, EventCompaction)
+
+    await chat.turn()
+    await chat.turn()
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
+
+
+def test_the_fix_is_on():
+    assert acb.status().applied, acb.status().reason
