@@ -55,9 +55,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="print status() in words")
     commands.add_parser("fingerprints", help="fingerprints of the installed google-adk")
-    run = commands.add_parser("verify", help="reproduce the race without and with the fix")
-    run.add_argument("--db-url", help="your own database (default: a temporary SQLite file)")
-    run.add_argument("--client", choices=["eager", "sequential", "both"], default="both")
+    run = commands.add_parser(
+        "verify", help="reproduce the race without and with the fix"
+    )
+    run.add_argument(
+        "--db-url", help="your own database (default: a temporary SQLite file)"
+    )
+    run.add_argument(
+        "--client", choices=["eager", "sequential", "both"], default="both"
+    )
     run.add_argument("--api", choices=["async", "sync"], default="async")
     run.add_argument("--sessions", default="4")
     run.add_argument("--turns", default="8")

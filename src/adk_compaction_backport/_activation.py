@@ -47,7 +47,8 @@ def _plan(version: Optional[str]) -> Tuple[_guards.FamilyGuard, List[_patching.P
     if family is None:
         raise UnsupportedRelease(
             f"google-adk {version} is not a release this package claims "
-            f"({_guards.claimed_releases()}); nothing was patched. {_guards.NOT_CLAIMED}"
+            f"({_guards.claimed_releases()}); nothing was patched. "
+            + _guards.NOT_CLAIMED
         )
     adapter = importlib.import_module(family.adapter)
     chosen: List[_patching.Patch] = []
@@ -57,15 +58,18 @@ def _plan(version: Optional[str]) -> Tuple[_guards.FamilyGuard, List[_patching.P
             current = patch.target.current()
         except (ImportError, AttributeError, KeyError) as error:
             raise FingerprintMismatch(
-                f"{name} was not found in google-adk {version} ({error!r}); nothing was patched"
+                f"{name} was not found in google-adk {version} ({error!r}); "
+                "nothing was patched"
             ) from error
         if _patching.is_ours(current):
             raise AlreadyPatched(
-                f"{name} is already wrapped by adk_compaction_backport (another copy of "
-                "the package, or an earlier apply under another name); nothing more "
-                "was patched"
+                f"{name} is already wrapped by adk_compaction_backport (another "
+                "copy of the package, or an earlier apply under another name); "
+                "nothing more was patched"
             )
-        variant = family.fingerprints.get(name, {}).get(_patching.fingerprint(current) or "")
+        variant = family.fingerprints.get(name, {}).get(
+            _patching.fingerprint(current) or ""
+        )
         if variant is None:
             raise FingerprintMismatch(
                 f"the code of {name} in google-adk {version} is not the code this "
@@ -93,7 +97,8 @@ def apply(strict: bool = False) -> Status:
                 for item in reversed(done):
                     _patching.remove(item)
                 raise NotApplicable(
-                    f"patching google-adk {version} failed and was rolled back: {error!r}"
+                    f"patching google-adk {version} failed and was rolled back: "
+                    f"{error!r}"
                 ) from error
         except NotApplicable as error:
             _reason = str(error)
@@ -125,7 +130,9 @@ def apply_automatically() -> None:
 def revert() -> Status:
     global _family, _reason
     with _lock:
-        buried = [i.target.qualname for i in reversed(_installed) if not _patching.remove(i)]
+        buried = [
+            i.target.qualname for i in reversed(_installed) if not _patching.remove(i)
+        ]
         _patching.set_active(False)
         was_applied = bool(_installed)
         _installed.clear()
@@ -150,7 +157,10 @@ def _reason_not_applied() -> str:
             "call adk_compaction_backport.apply() to patch explicitly"
         )
     if _bootstrap.TRIGGER_MODULE not in sys.modules:
-        return "google-adk is not imported yet; the fix is applied when google.adk.runners is"
+        return (
+            "google-adk is not imported yet; the fix is applied when "
+            "google.adk.runners is"
+        )
     return (
         "google.adk.runners was imported but the start-up hook did not run (python -S, "
         "or the package was not installed from its wheel?); call "

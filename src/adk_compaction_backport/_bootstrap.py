@@ -26,7 +26,7 @@ def _apply_now() -> None:
         from adk_compaction_backport._activation import apply_automatically
 
         apply_automatically()
-    except Exception:  # noqa: BLE001 - an import hook must never break imports.
+    except Exception:
         pass
 
 
@@ -42,7 +42,7 @@ class _RunnersImportHook:
     def __init__(self) -> None:
         self._busy = False
 
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - finder protocol
+    def find_spec(self, fullname, path, target=None):
         if fullname != TRIGGER_MODULE or self._busy:
             return None
         self._busy = True
@@ -50,7 +50,7 @@ class _RunnersImportHook:
             from importlib.util import find_spec
 
             spec = find_spec(fullname)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         finally:
             self._busy = False
@@ -60,7 +60,7 @@ class _RunnersImportHook:
             return None
         hook = self
 
-        def exec_then_patch(module):  # noqa: ANN001, ANN202
+        def exec_then_patch(module):
             exec_module(module)
             hook.remove()
             _apply_now()
@@ -69,7 +69,7 @@ class _RunnersImportHook:
         return spec
 
     def remove(self) -> None:
-        try:
+        try:  # noqa: SIM105 - contextlib is not worth importing at start-up
             sys.meta_path.remove(self)
         except ValueError:
             pass
@@ -85,5 +85,5 @@ def install() -> None:
             return
         if not any(getattr(f, _HOOK_MARK, False) for f in sys.meta_path):
             sys.meta_path.insert(0, _RunnersImportHook())
-    except Exception:  # noqa: BLE001 - runs at interpreter start: never raise.
+    except Exception:
         pass

@@ -50,7 +50,9 @@ class _SessionSlot:
         self.turns = 0
 
 
-def session_key(service: Any, app_name: str, user_id: str, session_id: str) -> SessionKey:
+def session_key(
+    service: Any, app_name: str, user_id: str, session_id: str
+) -> SessionKey:
     return (id(service), app_name, user_id, session_id)
 
 
@@ -148,7 +150,9 @@ class Coordinator:
 
     # -- compactions ---------------------------------------------------------
 
-    def submit(self, app: Any, session: Any, service: Any, compact: CompactFn) -> asyncio.Task:
+    def submit(
+        self, app: Any, session: Any, service: Any, compact: CompactFn
+    ) -> asyncio.Task:
         """Schedule ``compact`` for the turn that ended with ``session``."""
         loop = asyncio.get_running_loop()
         key = session_key(service, session.app_name, session.user_id, session.id)
@@ -172,9 +176,12 @@ class Coordinator:
         service: Any,
         compact: CompactFn,
     ) -> None:
-        if previous is not None and not previous.done():
-            if previous.get_loop() is asyncio.get_running_loop():
-                await asyncio.wait([previous])
+        if (
+            previous is not None
+            and not previous.done()
+            and previous.get_loop() is asyncio.get_running_loop()
+        ):
+            await asyncio.wait([previous])
         view = session.model_copy(update={"events": self._window_events(slot, session)})
         writer = _SummaryWriter(self, slot, service, session)
         try:

@@ -32,7 +32,9 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
         releases=SpecifierSet(">=1.16.0,<1.19.0"),
         adapter="adk_compaction_backport.families.v1_16",
         fingerprints={
-            f"{_RUNNERS}._run_compaction_for_sliding_window": {"9d709263d2ddae3c": "all"},
+            f"{_RUNNERS}._run_compaction_for_sliding_window": {
+                "9d709263d2ddae3c": "all"
+            },
             "google.adk.apps.compaction._run_compaction_for_sliding_window": {
                 "9d709263d2ddae3c": "all"
             },
@@ -84,4 +86,3 @@ def family_for(version: Optional[str]) -> Optional[FamilyGuard]:
         if family.releases.contains(parsed, prereleases=True):
             return family
     return None
-

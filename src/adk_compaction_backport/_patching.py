@@ -90,7 +90,10 @@ def install(target: Target, make_wrapper: Callable[[Any], Any]) -> Installed:
 
 def remove(installed: Installed) -> bool:
     """Put the original back, only if the attribute still holds our wrapper."""
-    if vars(installed.target.owner()).get(installed.target.attribute) is not installed.wrapper:
+    if (
+        vars(installed.target.owner()).get(installed.target.attribute)
+        is not installed.wrapper
+    ):
         return False
     setattr(installed.target.owner(), installed.target.attribute, installed.original)
     return True

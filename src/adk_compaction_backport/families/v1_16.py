@@ -42,7 +42,9 @@ async def _nothing_left_to_do() -> None:
 
 def submit_to_coordinator(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    def _run_compaction_for_sliding_window(app: Any, session: Any, session_service: Any):
+    def _run_compaction_for_sliding_window(
+        app: Any, session: Any, session_service: Any
+    ):
         if not is_active():
             return original(app, session, session_service)
         COORDINATOR.submit(app, session, session_service, original)
@@ -55,14 +57,19 @@ def track_turn(original: Callable[..., Any]) -> Callable[..., Any]:
     """Keep the session's bookkeeping alive while one of its turns runs."""
 
     @functools.wraps(original)
-    async def run_async(self: Any, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+    async def run_async(
+        self: Any, *args: Any, **kwargs: Any
+    ) -> AsyncGenerator[Any, None]:
         if not is_active():
             async with aclosing(original(self, *args, **kwargs)) as events:
                 async for event in events:
                     yield event
             return
         key = COORDINATOR.turn_started(
-            self.session_service, self.app_name, kwargs.get("user_id"), kwargs.get("session_id")
+            self.session_service,
+            self.app_name,
+            kwargs.get("user_id"),
+            kwargs.get("session_id"),
         )
         try:
             async with aclosing(original(self, *args, **kwargs)) as events:
@@ -78,7 +85,9 @@ def register_fresh_session(original: Callable[..., Any]) -> Callable[..., Any]:
     """Every invocation context starts from a session just read from storage."""
 
     @functools.wraps(original)
-    def _new_invocation_context(self: Any, session: Any, *args: Any, **kwargs: Any) -> Any:
+    def _new_invocation_context(
+        self: Any, session: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         if is_active():
             COORDINATOR.session_loaded(self.session_service, session)
         return original(self, session, *args, **kwargs)
@@ -122,7 +131,9 @@ def compact_when_closed_early(original: Callable[..., Any]) -> Callable[..., Any
             app = getattr(self, "app", None)
             wanted = app is not None and app.events_compaction_config
             if is_active() and wanted and not is_live_call and not _loop_is_closing():
-                COORDINATOR.submit(app, session, self.session_service, _upstream_compaction())
+                COORDINATOR.submit(
+                    app, session, self.session_service, _upstream_compaction()
+                )
             raise
 
     return _exec_with_plugin
@@ -147,7 +158,10 @@ class _DrainingRunner:
             async for event in events:
                 yield event
         await COORDINATOR.wait_for_session(
-            runner.session_service, runner.app_name, kwargs["user_id"], kwargs["session_id"]
+            runner.session_service,
+            runner.app_name,
+            kwargs["user_id"],
+            kwargs["session_id"],
         )
 
 
@@ -180,7 +194,9 @@ def patches() -> List[Patch]:
     return [
         Patch(Target(RUNNERS, COMPACTION_FN), submit_to_coordinator),
         Patch(Target(RUNNERS, "Runner.run_async"), track_turn),
-        Patch(Target(RUNNERS, "Runner._new_invocation_context"), register_fresh_session),
+        Patch(
+            Target(RUNNERS, "Runner._new_invocation_context"), register_fresh_session
+        ),
         Patch(Target(RUNNERS, "Runner._exec_with_plugin"), compact_when_closed_early),
         Patch(Target(RUNNERS, "Runner.run"), drain_before_returning),
         # Relied on, not wrapped: they load the session before the first write
@@ -189,5 +205,9 @@ def patches() -> List[Patch]:
         Patch(Target(RUNNERS, "Runner._setup_context_for_resumed_invocation")),
         Patch(Target(COMPACTION, COMPACTION_FN)),
         Patch(Target(DATABASE, "DatabaseSessionService.append_event")),
-        Patch(Target(DATABASE, "StorageEvent.to_event"), typed_actions, variant="dict-actions"),
+        Patch(
+            Target(DATABASE, "StorageEvent.to_event"),
+            typed_actions,
+            variant="dict-actions",
+        ),
     ]

@@ -59,7 +59,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         api=args.api,
     )
     with tempfile.TemporaryDirectory(prefix="adk-compaction-verify-") as tmp:
-        url = database_url(args.db_url or f"sqlite:///{os.path.join(tmp, 'sessions.db')}")
+        url = database_url(
+            args.db_url or f"sqlite:///{os.path.join(tmp, 'sessions.db')}"
+        )
         report = asyncio.run(run_workload(url, workload, app_name=args.app_name))
     result = report.as_dict()
     result["applied"] = acb.status().applied

@@ -31,7 +31,10 @@ def _run_side(patched: bool, child_args: List[str]) -> Dict:
     if not patched:
         env["ADK_COMPACTION_BACKPORT_DISABLE"] = "1"
     args = [sys.executable, "-m", "adk_compaction_backport.verify.child", *child_args]
-    args += ["--app-name", f"verify_{'fixed' if patched else 'unfixed'}_{uuid.uuid4().hex[:8]}"]
+    args += [
+        "--app-name",
+        f"verify_{'fixed' if patched else 'unfixed'}_{uuid.uuid4().hex[:8]}",
+    ]
     if patched:
         args.append("--patched")
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
@@ -74,7 +77,9 @@ def verify(
             child_args += ["--db-url", db_url]
         before = _run_side(False, child_args)
         after = _run_side(True, child_args)
-        title = f"google-adk {installed_adk_version()}, {where}, {client} client, {api} API"
+        title = (
+            f"google-adk {installed_adk_version()}, {where}, {client} client, {api} API"
+        )
         print(_table(title, before, after))
         print()
         if "crashed" in after or not after.get("ok"):

@@ -38,7 +38,9 @@ class EchoModel(BaseLlm):
     ) -> AsyncGenerator[LlmResponse, None]:
         if self.delay:
             await asyncio.sleep(self.delay)
-        yield LlmResponse(content=_text("model", REPLY_PREFIX + _last_user_text(llm_request)))
+        yield LlmResponse(
+            content=_text("model", REPLY_PREFIX + _last_user_text(llm_request))
+        )
 
 
 class SummarizerControl:

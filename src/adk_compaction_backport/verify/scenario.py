@@ -92,7 +92,11 @@ class _ErrorLog(logging.Handler):
         self.lines: List[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.split(".")[0] in ("asyncio", "google_adk", "adk_compaction_backport"):
+        if record.name.split(".")[0] in (
+            "asyncio",
+            "google_adk",
+            "adk_compaction_backport",
+        ):
             first = record.getMessage().splitlines()[0] if record.getMessage() else ""
             if record.exc_info and record.exc_info[1] is not None:
                 first += f" [{record.exc_info[1]!r}]"
@@ -100,17 +104,27 @@ class _ErrorLog(logging.Handler):
 
 
 def message(session_no: int, turn: int) -> types.Content:
-    return types.Content(role="user", parts=[types.Part(text=f"s{session_no} turn {turn}")])
+    return types.Content(
+        role="user", parts=[types.Part(text=f"s{session_no} turn {turn}")]
+    )
 
 
-async def _sequential_turn(runner: Runner, session_id: str, content: types.Content) -> None:
-    async for _ in runner.run_async(user_id=USER_ID, session_id=session_id, new_message=content):
+async def _sequential_turn(
+    runner: Runner, session_id: str, content: types.Content
+) -> None:
+    async for _ in runner.run_async(
+        user_id=USER_ID, session_id=session_id, new_message=content
+    ):
         pass
 
 
-async def _eager_turn(runner: Runner, session_id: str, content: types.Content) -> asyncio.Task:
+async def _eager_turn(
+    runner: Runner, session_id: str, content: types.Content
+) -> asyncio.Task:
     """Read up to the final reply; leave the rest of the stream to a task."""
-    stream = runner.run_async(user_id=USER_ID, session_id=session_id, new_message=content)
+    stream = runner.run_async(
+        user_id=USER_ID, session_id=session_id, new_message=content
+    )
     async for event in stream:
         if event.author != "user" and event.is_final_response():
             break
@@ -143,13 +157,19 @@ async def _drive_session(
                 tails.append(await _eager_turn(runner, session_id, content))
             else:
                 await _sequential_turn(runner, session_id, content)
-        except Exception as error:  # noqa: BLE001 - a failed turn is a finding
+        except Exception as error:
             report.turns_failed += 1
-            report.errors.append(f"turn {turn} of session {session_no}: {error!r}"[:300])
-    for turn, outcome in enumerate(await asyncio.gather(*tails, return_exceptions=True), 1):
+            report.errors.append(
+                f"turn {turn} of session {session_no}: {error!r}"[:300]
+            )
+    for turn, outcome in enumerate(
+        await asyncio.gather(*tails, return_exceptions=True), 1
+    ):
         if isinstance(outcome, BaseException):
             report.turns_failed += 1
-            report.errors.append(f"stream end of turn {turn}, session {session_no}: {outcome!r}"[:300])
+            report.errors.append(
+                f"stream end of turn {turn}, session {session_no}: {outcome!r}"[:300]
+            )
 
 
 async def _let_background_work_finish(timeout: float) -> None:
@@ -175,15 +195,24 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
     errors = _ErrorLog()
     logging.getLogger().addHandler(errors)
     previous_hook = threading.excepthook
-    threading.excepthook = lambda args: errors.lines.append(f"thread: {args.exc_value!r}")
+    threading.excepthook = lambda args: errors.lines.append(
+        f"thread: {args.exc_value!r}"
+    )
     try:
         ids = [f"session-{uuid.uuid4().hex[:12]}" for _ in range(workload.sessions)]
         for session_id in ids:
-            await service.create_session(app_name=app.name, user_id=USER_ID, session_id=session_id)
+            await service.create_session(
+                app_name=app.name, user_id=USER_ID, session_id=session_id
+            )
         await asyncio.gather(
-            *(_drive_session(runner, workload, n, sid, report) for n, sid in enumerate(ids))
+            *(
+                _drive_session(runner, workload, n, sid, report)
+                for n, sid in enumerate(ids)
+            )
         )
-        await _let_background_work_finish(timeout=30 + 4 * workload.summarizer_delay * workload.turns)
+        await _let_background_work_finish(
+            timeout=30 + 4 * workload.summarizer_delay * workload.turns
+        )
         gc.collect()  # surfaces "Task exception was never retrieved"
         await asyncio.sleep(0)
         _inspect(report, workload, [await _load(service, app.name, s) for s in ids])
@@ -196,7 +225,9 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
 
 
 async def _load(service: DatabaseSessionService, app_name: str, session_id: str) -> Any:
-    return await service.get_session(app_name=app_name, user_id=USER_ID, session_id=session_id)
+    return await service.get_session(
+        app_name=app_name, user_id=USER_ID, session_id=session_id
+    )
 
 
 def _inspect(report: Report, workload: Workload, sessions: List[Any]) -> None:
@@ -205,7 +236,9 @@ def _inspect(report: Report, workload: Workload, sessions: List[Any]) -> None:
         findings = inspect_session(session)
         wanted = [f"s{n} turn {t}" for t in range(1, workload.turns + 1)]
         report.user_messages_expected += len(wanted)
-        report.user_messages_stored += sum(1 for text in wanted if text in findings.user_messages)
+        report.user_messages_stored += sum(
+            1 for text in wanted if text in findings.user_messages
+        )
         report.replies_stored += len(findings.replies)
         check = check_summaries(findings.summary_ranges, expected)
         report.summaries_expected += check.expected

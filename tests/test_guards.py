@@ -1,0 +1,149 @@
+"""apply / revert / status and the guards around them, on the real google-adk."""
+
+from __future__ import annotations
+
+import pytest
+
+import adk_compaction_backport as acb
+from adk_compaction_backport import _activation, _patching
+from adk_compaction_backport._guards import family_for
+from adk_compaction_backport.errors import (
+    AlreadyPatched,
+    FingerprintMismatch,
+    UnsupportedRelease,
+)
+
+claimed = pytest.mark.skipif(
+    family_for(_activation.installed_adk_version()) is None,
+    reason="needs a google-adk release this package claims",
+)
+
+
+@pytest.fixture
+def runner_class():
+    from google.adk.runners import Runner
+
+    return Runner
+
+
+@pytest.fixture
+def pristine():
+    """Start unpatched, and leave the process as the start-up hook left it."""
+    was_applied = acb.status().applied
+    acb.revert()
+    yield
+    acb.revert()
+    _activation._reason = None
+    if was_applied:
+        acb.apply(strict=True)
+
+
+def originals(runner_class):
+    return {name: vars(runner_class)[name] for name in ("run", "run_async")}
+
+
+@claimed
+def test_apply_twice_is_apply_once_and_revert_restores_exactly(pristine, runner_class):
+    before = originals(runner_class)
+    first = acb.apply(strict=True)
+    wrapper = vars(runner_class)["run_async"]
+    second = acb.apply(strict=True)
+    assert first.applied and second.applied
+    assert first.patched == second.patched
+    assert vars(runner_class)["run_async"] is wrapper
+    assert wrapper.__wrapped__ is before["run_async"]
+    reverted = acb.revert()
+    assert not reverted.applied and "reverted" in reverted.reason
+    assert originals(runner_class) == before
+
+
+def test_unclaimed_release_is_an_explicit_no_op(pristine, runner_class, monkeypatch):
+    monkeypatch.setattr(_activation, "installed_adk_version", lambda: "1.15.1")
+    before = originals(runner_class)
+    result = acb.apply()
+    assert not result.applied
+    assert "1.15.1 is not a release this package claims" in result.reason
+    assert originals(runner_class) == before
+    with pytest.raises(UnsupportedRelease, match="1.15.1"):
+        acb.apply(strict=True)
+
+
+@claimed
+def test_code_that_is_not_what_we_checked_is_left_alone(
+    pristine, runner_class, monkeypatch
+):
+    def _exec_with_plugin(self, invocation_context, session, execute_fn, **kw):
+        raise AssertionError("a locally modified google-adk")
+
+    monkeypatch.setattr(runner_class, "_exec_with_plugin", _exec_with_plugin)
+    before = originals(runner_class)
+    result = acb.apply()
+    assert not result.applied
+    assert "Runner._exec_with_plugin" in result.reason
+    assert "fingerprint mismatch" in result.reason
+    assert originals(runner_class) == before
+    with pytest.raises(FingerprintMismatch):
+        acb.apply(strict=True)
+
+
+@claimed
+def test_a_second_copy_of_the_package_does_not_patch_again(pristine, runner_class):
+    acb.apply(strict=True)
+    wrapper = vars(runner_class)["run_async"]
+    # What a second copy (imported under another name) would see: our wrappers
+    # in place, but none of its own bookkeeping.
+    installed = list(_activation._installed)
+    _activation._installed.clear()
+    try:
+        with pytest.raises(AlreadyPatched, match="already wrapped"):
+            acb.apply(strict=True)
+        assert vars(runner_class)["run_async"] is wrapper
+    finally:
+        _activation._installed.extend(installed)
+
+
+@claimed
+def test_composes_with_a_wrapt_wrapper_on_either_side(pristine, runner_class):
+    wrapt = pytest.importorskip("wrapt")
+    calls = []
+
+    def tracing(wrapped, instance, args, kwargs):
+        calls.append(kwargs.get("session_id"))
+        return wrapped(*args, **kwargs)
+
+    original = vars(runner_class)["run_async"]
+    # Their wrapper first, ours on top: our fingerprint sees through theirs.
+    wrapt.wrap_function_wrapper(runner_class, "run_async", tracing)
+    theirs = vars(runner_class)["run_async"]
+    try:
+        assert acb.apply(strict=True).applied
+        assert vars(runner_class)["run_async"].__wrapped__ is theirs
+        acb.revert()
+        assert vars(runner_class)["run_async"] is theirs
+    finally:
+        runner_class.run_async = original
+
+    # Ours first, theirs on top: revert leaves theirs and makes ours inert.
+    acb.apply(strict=True)
+    ours = vars(runner_class)["run_async"]
+    wrapt.wrap_function_wrapper(runner_class, "run_async", tracing)
+    try:
+        result = acb.revert()
+        assert "google.adk.runners.Runner.run_async" in result.reason
+        assert vars(runner_class)["run_async"].__wrapped__ is ours
+        assert not _patching.is_active()
+    finally:
+        runner_class.run_async = original
+
+
+def test_status_explains_itself():
+    result = acb.status()
+    assert result.adk_version == _activation.installed_adk_version()
+    assert result.reason
+    assert set(result.as_dict()) == {
+        "adk_version",
+        "family",
+        "applied",
+        "reason",
+        "patched",
+    }

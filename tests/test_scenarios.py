@@ -1,0 +1,50 @@
+"""End-to-end workloads: several sessions and turns, every client style.
+
+Whatever the client's timing, storage must end up as a patient client's would:
+every user message and reply once, exactly the expected summaries, each once,
+one summarizer call per summary, no failed turn and no error logged.
+"""
+
+from __future__ import annotations
+
+import pytest
+from harness import engine_url
+
+from adk_compaction_backport._activation import installed_adk_version
+from adk_compaction_backport._guards import family_for
+from adk_compaction_backport.verify.scenario import Workload, run_workload
+
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.skipif(
+        family_for(installed_adk_version()) is None, reason="no fix claimed here"
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("client", "api"),
+    [("sequential", "async"), ("eager", "async"), ("sequential", "sync")],
+)
+@pytest.mark.asyncio
+async def test_storage_matches_a_patient_client(database, client, api):
+    workload = Workload(
+        sessions=3,
+        turns=6,
+        summarizer_delay=0.3,
+        reply_delay=0.05,
+        client=client,
+        api=api,
+    )
+    report = await run_workload(engine_url(database), workload)
+
+    assert report.errors == []
+    assert report.turns_failed == 0
+    assert report.user_messages_lost == 0
+    assert report.replies_stored == 18
+    assert report.summaries_expected == 9
+    assert report.summaries_stored == 9
+    assert report.summaries_duplicated == 0
+    assert report.summaries_unexpected == 0
+    assert report.summarizer_calls == 9
+    assert report.ok
