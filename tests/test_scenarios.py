@@ -8,11 +8,11 @@ one summarizer call per summary, no failed turn and no error logged.
 from __future__ import annotations
 
 import pytest
-from harness import engine_url
 
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.scenario import Workload, run_workload
+from harness import engine_url
 
 pytestmark = [
     pytest.mark.scenario,
