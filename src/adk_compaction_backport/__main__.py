@@ -67,7 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("--api", choices=["async", "sync"], default="async")
     run.add_argument("--sessions", default="4")
     run.add_argument("--turns", default="8")
-    run.add_argument("--summarizer-delay", default="0.5")
+    run.add_argument("--summarizer-delay", default="0.5", help="seconds")
+    run.add_argument("--reply-delay", default="0.25", help="seconds per model reply")
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor()
@@ -78,6 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     clients = ["sequential", "eager"] if args.client == "both" else [args.client]
     workload = ["--sessions", args.sessions, "--turns", args.turns]
     workload += ["--summarizer-delay", args.summarizer_delay]
+    workload += ["--reply-delay", args.reply_delay]
     return verify(clients, args.api, args.db_url, workload)
 
 
