@@ -11,12 +11,13 @@ import gc
 import logging
 
 import pytest
-from harness import Conversation, background_work_done
 
 import adk_compaction_backport as acb
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._coordinator import COORDINATOR
 from adk_compaction_backport._guards import family_for
+from adk_compaction_backport.verify.scenario import USER_ID
+from harness import Conversation, background_work_done
 
 pytestmark = pytest.mark.skipif(
     getattr(family_for(installed_adk_version()), "name", None) != "1.16",
@@ -147,3 +148,30 @@ async def test_turns_after_a_stored_summary_work_and_see_it_typed(database):
 
 def test_the_fix_is_on():
     assert acb.status().applied, acb.status().reason
+
+
+@pytest.mark.asyncio
+async def test_one_sessions_compaction_never_delays_another(database):
+    held = await Conversation(database).start()
+    gate = held.control.hold()
+    await held.turn()
+    await held.turn()
+    await held.control.wait_for_calls(1)
+
+    other = Conversation(database)
+    other.session_id = "another"
+    await other.start()
+    await other.turn()
+    await other.turn()
+    await asyncio.wait_for(  # the held session's summarizer is still waiting
+        COORDINATOR.wait_for_session(
+            other.service, other.app.name, USER_ID, other.session_id
+        ),
+        timeout=60,
+    )
+    assert await other.summary_ranges() == [(1, 2)]
+    assert await held.summary_ranges() == []
+
+    gate.set()
+    await background_work_done()
+    assert await held.summary_ranges() == [(1, 2)]

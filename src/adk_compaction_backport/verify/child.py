@@ -45,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import adk_compaction_backport as acb
 
     if args.patched:
-        acb.apply(strict=True)  # a no-op when the start-up hook already did it
+        acb.apply()  # a no-op when the start-up hook already did it
     from adk_compaction_backport.verify.scenario import Workload, run_workload
 
     workload = Workload(
@@ -65,6 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = asyncio.run(run_workload(url, workload, app_name=args.app_name))
     result = report.as_dict()
     result["applied"] = acb.status().applied
+    result["reason"] = acb.status().reason
     json.dump(result, sys.stdout)
     return 0
 

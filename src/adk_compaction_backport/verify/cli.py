@@ -66,7 +66,11 @@ def _table(title: str, before: Dict, after: Dict) -> str:
 def verify(
     clients: List[str], api: str, db_url: Optional[str], workload_args: List[str]
 ) -> int:
-    """Print a before/after table per client; exit status 0 when the fix holds."""
+    """Print a before/after table per client.
+
+    Exit status: 0 when the fix holds, 1 when it does not, 2 when it does not
+    apply to the installed google-adk (nothing to verify).
+    """
     from adk_compaction_backport._activation import installed_adk_version
 
     failures = 0
@@ -82,6 +86,11 @@ def verify(
         )
         print(_table(title, before, after))
         print()
+        if "crashed" not in after and not after.get("applied"):
+            print(
+                f"the fix is not applied here, nothing was verified: {after['reason']}"
+            )
+            return 2
         if "crashed" in after or not after.get("ok"):
             failures += 1
     if failures:
