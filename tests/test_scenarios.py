@@ -24,7 +24,12 @@ pytestmark = [
 
 @pytest.mark.parametrize(
     ("client", "api"),
-    [("sequential", "async"), ("eager", "async"), ("sequential", "sync")],
+    [
+        ("sequential", "async"),
+        ("eager", "async"),
+        ("sequential", "sync"),
+        ("eager", "sync"),
+    ],
 )
 @pytest.mark.asyncio
 async def test_storage_matches_a_patient_client(database, client, api):

@@ -17,9 +17,10 @@ Turns never wait here: only compactions wait for compactions.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Dict, Hashable, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, Hashable, List, Optional, Tuple
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -46,7 +47,9 @@ class _SessionSlot:
     def __init__(self) -> None:
         self.current: Any = None
         self.last_summary: Any = None
-        self.tail: Optional[asyncio.Task] = None
+        # Resolved when the newest compaction has finished. A thread-safe
+        # future, because sync ``Runner.run`` gives every turn its own loop.
+        self.tail: Optional[concurrent.futures.Future] = None
         self.turns = 0
 
 
@@ -116,7 +119,7 @@ class Coordinator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots: Dict[Hashable, _SessionSlot] = {}
-        self._tasks: Set[asyncio.Task] = set()
+        self._tasks: Dict[asyncio.Task, SessionKey] = {}
         self._is_stale: Callable[[BaseException], bool] = _never_stale
 
     def configure(self, is_stale_error: Callable[[BaseException], bool]) -> None:
@@ -156,32 +159,31 @@ class Coordinator:
         """Schedule ``compact`` for the turn that ended with ``session``."""
         loop = asyncio.get_running_loop()
         key = session_key(service, session.app_name, session.user_id, session.id)
+        finished: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
             slot = self._slots.setdefault(key, _SessionSlot())
             previous = slot.tail
             task = loop.create_task(
                 self._compact(slot, previous, app, session, service, compact)
             )
-            slot.tail = task
-            self._tasks.add(task)
-        task.add_done_callback(lambda done: self._finished(key, slot, done, session.id))
+            slot.tail = finished
+            self._tasks[task] = key
+        task.add_done_callback(
+            lambda done: self._finished(key, slot, done, finished, session.id)
+        )
         return task
 
     async def _compact(
         self,
         slot: _SessionSlot,
-        previous: Optional[asyncio.Task],
+        previous: Optional[concurrent.futures.Future],
         app: Any,
         session: Any,
         service: Any,
         compact: CompactFn,
     ) -> None:
-        if (
-            previous is not None
-            and not previous.done()
-            and previous.get_loop() is asyncio.get_running_loop()
-        ):
-            await asyncio.wait([previous])
+        if previous is not None and not previous.done():
+            await asyncio.wait([asyncio.wrap_future(previous)])
         view = session.model_copy(update={"events": self._window_events(slot, session)})
         writer = _SummaryWriter(self, slot, service, session)
         try:
@@ -239,9 +241,14 @@ class Coordinator:
         return True
 
     def _finished(
-        self, key: SessionKey, slot: _SessionSlot, task: asyncio.Task, session_id: str
+        self,
+        key: SessionKey,
+        slot: _SessionSlot,
+        task: asyncio.Task,
+        finished: concurrent.futures.Future,
+        session_id: str,
     ) -> None:
-        self._tasks.discard(task)
+        finished.set_result(None)
         if task.cancelled():
             logger.warning(
                 "compaction of session %s was cancelled before its summary was "
@@ -250,7 +257,8 @@ class Coordinator:
                 session_id,
             )
         with self._lock:
-            if slot.tail is task:
+            del self._tasks[task]
+            if slot.tail is finished:
                 slot.tail = None
             self._forget_if_idle(key, slot)
 
@@ -265,17 +273,23 @@ class Coordinator:
         self, service: Any, app_name: str, user_id: str, session_id: str
     ) -> None:
         """Wait until this session's compactions on this event loop have landed."""
-        with self._lock:
-            slot = self._slots.get(session_key(service, app_name, user_id, session_id))
-            tail = slot.tail if slot is not None else None
-        if tail is not None and tail.get_loop() is asyncio.get_running_loop():
-            await asyncio.wait([tail])
+        key = session_key(service, app_name, user_id, session_id)
+        await self._wait(lambda task_key: task_key == key)
 
     async def drain(self, timeout: Optional[float] = None) -> int:
         """Wait for every compaction pending on this event loop."""
+        return await self._wait(lambda task_key: True, timeout)
+
+    async def _wait(
+        self, wanted: Callable[[SessionKey], bool], timeout: Optional[float] = None
+    ) -> int:
         loop = asyncio.get_running_loop()
         with self._lock:
-            pending = [t for t in self._tasks if t.get_loop() is loop and not t.done()]
+            pending = [
+                task
+                for task, key in self._tasks.items()
+                if wanted(key) and task.get_loop() is loop and not task.done()
+            ]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
         return len(pending)

@@ -14,8 +14,9 @@ import gc
 import logging
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, List
+from typing import Any, List, Optional
 
 from google.adk.runners import Runner
 from google.adk.sessions.database_session_service import DatabaseSessionService
@@ -136,20 +137,49 @@ async def _finish(stream: Any) -> None:
         pass
 
 
-def _sync_turn(runner: Runner, session_id: str, content: types.Content) -> None:
-    for _ in runner.run(user_id=USER_ID, session_id=session_id, new_message=content):
-        pass
+def _sync_turn(
+    runner: Runner,
+    session_id: str,
+    content: types.Content,
+    final_reply: Optional[threading.Event] = None,
+) -> None:
+    for event in runner.run(
+        user_id=USER_ID, session_id=session_id, new_message=content
+    ):
+        if (
+            final_reply is not None
+            and event.author != "user"
+            and event.is_final_response()
+        ):
+            final_reply.set()
+    if final_reply is not None:
+        final_reply.set()
+
+
+async def _eager_sync_turn(
+    runner: Runner, session_id: str, content: types.Content
+) -> asyncio.Future:
+    """``Runner.run`` in a thread; the next message goes at the final reply."""
+    loop = asyncio.get_running_loop()
+    final_reply = threading.Event()
+    rest = loop.run_in_executor(
+        None, _sync_turn, runner, session_id, content, final_reply
+    )
+    await loop.run_in_executor(None, final_reply.wait)
+    return rest
 
 
 async def _drive_session(
     runner: Runner, workload: Workload, session_no: int, session_id: str, report: Report
 ) -> None:
-    tails: List[asyncio.Task] = []
+    tails: List[asyncio.Future] = []
     for turn in range(1, workload.turns + 1):
         content = message(session_no, turn)
         report.turns += 1
         try:
-            if workload.api == "sync":
+            if workload.api == "sync" and workload.client == "eager":
+                tails.append(await _eager_sync_turn(runner, session_id, content))
+            elif workload.api == "sync":
                 await asyncio.get_running_loop().run_in_executor(
                     None, _sync_turn, runner, session_id, content
                 )
@@ -188,6 +218,10 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
         overlap=workload.overlap,
         reply_delay=workload.reply_delay,
         name=app_name or "compaction_verify",
+    )
+    # Sync clients hold a thread per open stream plus one waiting for its reply.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=4 * workload.sessions + 4)
     )
     service = DatabaseSessionService(db_url=db_url)
     runner = Runner(app=app, session_service=service)
