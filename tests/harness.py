@@ -30,7 +30,9 @@ def engine_url(database: Any) -> str:
 class Conversation:
     """One session of the verify app, with turns the test runs explicitly."""
 
-    def __init__(self, database: Any, control: Optional[SummarizerControl] = None) -> None:
+    def __init__(
+        self, database: Any, control: Optional[SummarizerControl] = None
+    ) -> None:
         self.database = database
         self.control = control or SummarizerControl()
         self.app = make_app(self.control)
@@ -49,7 +51,9 @@ class Conversation:
         """The next turn's event stream (the caller reads it)."""
         self.turns += 1
         return self.runner.run_async(
-            user_id=USER_ID, session_id=self.session_id, new_message=message(0, self.turns)
+            user_id=USER_ID,
+            session_id=self.session_id,
+            new_message=message(0, self.turns),
         )
 
     async def turn(self) -> List[Any]:
@@ -61,7 +65,9 @@ class Conversation:
         self.turns += 1
         return list(
             self.runner.run(
-                user_id=USER_ID, session_id=self.session_id, new_message=message(0, self.turns)
+                user_id=USER_ID,
+                session_id=self.session_id,
+                new_message=message(0, self.turns),
             )
         )
 
