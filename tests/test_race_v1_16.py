@@ -175,3 +175,23 @@ async def test_one_sessions_compaction_never_delays_another(database):
     gate.set()
     await background_work_done()
     assert await held.summary_ranges() == [(1, 2)]
+
+
+@pytest.mark.race
+@pytest.mark.asyncio
+async def test_a_new_runner_and_service_per_request_still_coordinate(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    await chat.turn()
+    await chat.turn()  # compaction of 1-2 held in the summarizer
+    await chat.control.wait_for_calls(1)
+    # A web app that builds a fresh service and runner for every request.
+    later = Conversation(database, control=chat.control)
+    later.turns = chat.turns
+    await later.turn()
+    await later.turn()
+    gate.set()
+    await background_work_done()
+
+    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
+    assert chat.control.calls == 2

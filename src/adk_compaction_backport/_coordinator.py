@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Dict, Hashable, List, Optional, Tup
 
 logger = logging.getLogger("adk_compaction_backport")
 
-SessionKey = Tuple[int, str, str, str]
+SessionKey = Tuple[Hashable, str, str, str]
 CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
 """Upstream's ``_run_compaction_for_sliding_window(app, session, session_service)``."""
 
@@ -53,10 +53,16 @@ class _SessionSlot:
         self.turns = 0
 
 
+def _storage_identity(service: Any) -> Hashable:
+    """Services on the same database coordinate, even as separate objects."""
+    url = getattr(getattr(service, "db_engine", None), "url", None)
+    return ("database", str(url)) if url is not None else ("service", id(service))
+
+
 def session_key(
     service: Any, app_name: str, user_id: str, session_id: str
 ) -> SessionKey:
-    return (id(service), app_name, user_id, session_id)
+    return (_storage_identity(service), app_name, user_id, session_id)
 
 
 def _compaction_of(event: Any) -> Any:
