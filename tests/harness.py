@@ -31,14 +31,17 @@ class Conversation:
     """One session of the verify app, with turns the test runs explicitly."""
 
     def __init__(
-        self, database: Any, control: Optional[SummarizerControl] = None
+        self,
+        database: Any,
+        control: Optional[SummarizerControl] = None,
+        session_id: str = "conversation",
     ) -> None:
         self.database = database
         self.control = control or SummarizerControl()
         self.app = make_app(self.control)
         self.service = DatabaseSessionService(db_url=engine_url(database))
         self.runner = Runner(app=self.app, session_service=self.service)
-        self.session_id = "conversation"
+        self.session_id = session_id
         self.turns = 0
 
     async def start(self) -> Conversation:

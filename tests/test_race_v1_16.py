@@ -158,9 +158,7 @@ async def test_one_sessions_compaction_never_delays_another(database):
     await held.turn()
     await held.control.wait_for_calls(1)
 
-    other = Conversation(database)
-    other.session_id = "another"
-    await other.start()
+    other = await Conversation(database, session_id="another").start()
     await other.turn()
     await other.turn()
     await asyncio.wait_for(  # the held session's summarizer is still waiting
@@ -195,3 +193,25 @@ async def test_a_new_runner_and_service_per_request_still_coordinate(database):
 
     assert await chat.summary_ranges() == [(1, 2), (2, 4)]
     assert chat.control.calls == 2
+
+
+def test_an_app_that_exits_right_after_a_turn_keeps_its_summary_with_drain(
+    database, caplog
+):
+    async def two_turns_then_exit(drain: bool) -> Conversation:
+        chat = await Conversation(database, session_id=f"drain-{drain}").start()
+        chat.control.delay = 0.05
+        await chat.turn()
+        await chat.turn()
+        if drain:
+            assert await acb.drain() >= 1
+        return chat
+
+    caplog.set_level(logging.WARNING)
+    chat = asyncio.run(two_turns_then_exit(drain=False))
+    assert asyncio.run(chat.summary_ranges()) == []
+    assert "was cancelled before its summary was stored" in caplog.text
+    assert "Task was destroyed but it is pending" not in caplog.text
+
+    chat = asyncio.run(two_turns_then_exit(drain=True))
+    assert asyncio.run(chat.summary_ranges()) == [(1, 2)]
