@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from typing import Any, List, Optional, Tuple
 
@@ -20,6 +21,19 @@ from adk_compaction_backport.verify.scenario import USER_ID, message
 from adk_compaction_backport.verify.urls import uses_async_engine
 
 Range = Tuple[int, int]
+
+# Set by the tox envs that run these tests against google-adk built from
+# patches/ (with this package turned off): "upstream-patch".
+FIX_UNDER_TEST_VARIABLE = "ADK_FIX_UNDER_TEST"
+
+
+def fix_under_test() -> Optional[str]:
+    """Which fix the tests exercise: "backport", "upstream-patch" or None."""
+    if os.environ.get(FIX_UNDER_TEST_VARIABLE) == "upstream-patch":
+        return "upstream-patch"
+    import adk_compaction_backport as acb
+
+    return "backport" if acb.status().applied else None
 
 
 def engine_url(database: Any) -> str:

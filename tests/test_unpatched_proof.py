@@ -17,12 +17,14 @@ import pytest
 
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._guards import family_for
+from harness import fix_under_test
 
 HERE = Path(__file__).parent
 
 
 @pytest.mark.skipif(
-    family_for(installed_adk_version()) is None, reason="no race is claimed here"
+    family_for(installed_adk_version()) is None or fix_under_test() != "backport",
+    reason="proves the backport; patches/verify.py proves the upstream series",
 )
 def test_each_race_test_fails_without_the_fix(tmp_path):
     report = tmp_path / "unpatched.xml"

@@ -20,6 +20,14 @@ def _text(role: str, text: str) -> types.Content:
     return types.Content(role=role, parts=[types.Part(text=text)])
 
 
+def _response(text: str) -> LlmResponse:
+    """A model reply with token counts, as real models report them."""
+    usage = types.GenerateContentResponseUsageMetadata(
+        prompt_token_count=1, candidates_token_count=1, total_token_count=2
+    )
+    return LlmResponse(content=_text("model", text), usage_metadata=usage)
+
+
 def _last_user_text(llm_request: Any) -> str:
     for content in reversed(llm_request.contents or []):
         if content.role == "user" and content.parts and content.parts[0].text:
@@ -38,9 +46,7 @@ class EchoModel(BaseLlm):
     ) -> AsyncGenerator[LlmResponse, None]:
         if self.delay:
             await asyncio.sleep(self.delay)
-        yield LlmResponse(
-            content=_text("model", REPLY_PREFIX + _last_user_text(llm_request))
-        )
+        yield _response(REPLY_PREFIX + _last_user_text(llm_request))
 
 
 class SummarizerControl:
@@ -92,7 +98,7 @@ class SummaryModel(BaseLlm):
         self, llm_request: Any, stream: bool = False
     ) -> AsyncGenerator[LlmResponse, None]:
         number = await self.control.enter()
-        yield LlmResponse(content=_text("model", f"summary #{number}"))
+        yield _response(f"summary #{number}")
 
 
 def make_app(
