@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, AsyncGenerator, Callable, List
+from typing import Any, AsyncGenerator, Callable, Generator, List
 
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR
@@ -167,10 +167,9 @@ class _DrainingRunner:
 
 def drain_before_returning(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not is_active():
-            return original(self, *args, **kwargs)
-        return original(_DrainingRunner(self), *args, **kwargs)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        runner = _DrainingRunner(self) if is_active() else self
+        yield from original(runner, *args, **kwargs)
 
     return run
 
