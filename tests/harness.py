@@ -77,6 +77,17 @@ class Conversation:
         """Run the next turn to the end of its stream."""
         return [event async for event in self.stream()]
 
+    async def turns_with_summarizer_held(self, turns: int) -> asyncio.Event:
+        """Run ``turns`` turns; return once the first summary waits on the gate.
+
+        The caller sets the returned event to let the summarizer answer.
+        """
+        gate = self.control.hold()
+        for _ in range(turns):
+            await self.turn()
+        await self.control.wait_for_calls(1)
+        return gate
+
     def sync_turn(self) -> List[Any]:
         """Run the next turn with upstream's synchronous ``Runner.run``."""
         self.turns += 1

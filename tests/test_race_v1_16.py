@@ -41,10 +41,7 @@ def assert_idle() -> None:
 @pytest.mark.asyncio
 async def test_summary_survives_a_next_turn_that_writes_state(database, caplog):
     chat = await Conversation(database).start()
-    gate = chat.control.hold()
-    await chat.turn()
-    await chat.turn()  # triggers the compaction of invocations 1-2
-    await chat.control.wait_for_calls(1)  # ...which is now inside the summarizer
+    gate = await chat.turns_with_summarizer_held(2)  # summary of 1-2 is waiting
     await chat.next_write_is_newer()
     await chat.turn()  # writes state (output_key): storage moves past turn 2
     gate.set()
@@ -60,10 +57,8 @@ async def test_summary_survives_a_next_turn_that_writes_state(database, caplog):
 @pytest.mark.asyncio
 async def test_next_compaction_waits_for_the_previous_one_and_builds_on_it(database):
     chat = await Conversation(database).start()
-    gate = chat.control.hold()
-    for _ in range(4):  # compactions after turns 2 and 4; the first is held
-        await chat.turn()
-    await chat.control.wait_for_calls(1)
+    # Compactions after turns 2 and 4; the first is held in the summarizer.
+    gate = await chat.turns_with_summarizer_held(4)
     gate.set()
     await background_work_done()
 
@@ -124,10 +119,7 @@ def test_sync_run_stores_the_summary_before_it_returns(database):
 @pytest.mark.asyncio
 async def test_next_turn_does_not_wait_for_the_summarizer(database):
     chat = await Conversation(database).start()
-    gate = chat.control.hold()
-    await chat.turn()
-    await chat.turn()
-    await chat.control.wait_for_calls(1)
+    gate = await chat.turns_with_summarizer_held(2)
     # The summarizer never answers until released: the next turn must not care.
     replies = await asyncio.wait_for(chat.turn(), timeout=60)
     assert replies[-1].is_final_response()
@@ -165,10 +157,7 @@ def test_the_fix_under_test_is_on():
 @pytest.mark.asyncio
 async def test_one_sessions_compaction_never_delays_another(database):
     held = await Conversation(database).start()
-    gate = held.control.hold()
-    await held.turn()
-    await held.turn()
-    await held.control.wait_for_calls(1)
+    gate = await held.turns_with_summarizer_held(2)
 
     other = await Conversation(database, session_id="another").start()
     await other.turn()
@@ -192,10 +181,7 @@ async def test_one_sessions_compaction_never_delays_another(database):
 @pytest.mark.asyncio
 async def test_a_new_runner_and_service_per_request_still_coordinate(database):
     chat = await Conversation(database).start()
-    gate = chat.control.hold()
-    await chat.turn()
-    await chat.turn()  # compaction of 1-2 held in the summarizer
-    await chat.control.wait_for_calls(1)
+    gate = await chat.turns_with_summarizer_held(2)
     # A web app that builds a fresh service and runner for every request.
     later = Conversation(database, control=chat.control)
     later.turns = chat.turns
