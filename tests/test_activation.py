@@ -27,19 +27,19 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import pytest
-from packaging.specifiers import SpecifierSet
+
+from adk_compaction_backport._guards import family_for
 
 REPO = Path(__file__).resolve().parents[1]
 DIST = "adk-compaction-backport"
 PKG = "adk_compaction_backport"
 OPT_OUT = "ADK_COMPACTION_BACKPORT_DISABLE"
-CLAIMED = SpecifierSet(">=1.16.0,<1.19.0")
 
 try:
     ADK_VERSION = importlib.metadata.version("google-adk")
 except importlib.metadata.PackageNotFoundError:
     pytest.skip("google-adk is not installed here", allow_module_level=True)
-IS_CLAIMED = ADK_VERSION in CLAIMED
+IS_CLAIMED = family_for(ADK_VERSION) is not None
 
 if not sys.platform.startswith("linux"):
     pytest.skip("the virtualenv layout here is POSIX's", allow_module_level=True)
