@@ -42,10 +42,11 @@ def _never_stale(error: BaseException) -> bool:
 class _SessionSlot:
     """Bookkeeping for one session while it has a turn or a compaction going."""
 
-    __slots__ = ("current", "last_summary", "tail", "turns")
+    __slots__ = ("current", "current_loop", "last_summary", "tail", "turns")
 
     def __init__(self) -> None:
         self.current: Any = None
+        self.current_loop: Optional[asyncio.AbstractEventLoop] = None
         self.last_summary: Any = None
         # Resolved when the newest compaction has finished. A thread-safe
         # future, because sync ``Runner.run`` gives every turn its own loop.
@@ -63,6 +64,13 @@ def session_key(
     service: Any, app_name: str, user_id: str, session_id: str
 ) -> SessionKey:
     return (_storage_identity(service), app_name, user_id, session_id)
+
+
+def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _compaction_of(event: Any) -> Any:
@@ -156,6 +164,7 @@ class Coordinator:
             slot = self._slots.get(key)
             if slot is not None:
                 slot.current = session
+                slot.current_loop = _running_loop()
 
     # -- compactions ---------------------------------------------------------
 
@@ -218,33 +227,55 @@ class Coordinator:
     async def _write_summary(
         self, slot: _SessionSlot, service: Any, origin: Any, event: Any
     ) -> Any:
-        target = slot.current if slot.current is not None else origin
+        if await self._write_through_current(slot, service, event) or (
+            await self._write_through_fresh_read(service, origin, event)
+        ):
+            slot.last_summary = event
+        return event
+
+    async def _write_through_current(
+        self, slot: _SessionSlot, service: Any, event: Any
+    ) -> bool:
+        """Write through the newest turn's ``Session``, if it runs on this loop.
+
+        A turn on another loop (sync ``Runner.run`` gives each turn a thread of
+        its own) may be writing through that object at this very moment.
+        """
+        if slot.current is None or slot.current_loop is not _running_loop():
+            return False
         try:
-            await service.append_event(session=target, event=event)
+            await service.append_event(session=slot.current, event=event)
         except Exception as error:
             if not self._is_stale(error):
                 raise
-            if not await self._retry_on_fresh_read(service, origin, event):
-                return event
-        slot.last_summary = event
-        return event
-
-    async def _retry_on_fresh_read(self, service: Any, origin: Any, event: Any) -> bool:
-        """Another writer moved storage on: re-read once, then store or drop."""
-        fresh = await service.get_session(
-            app_name=origin.app_name, user_id=origin.user_id, session_id=origin.id
-        )
-        if fresh is None:
-            logger.warning("session %s is gone; its summary was dropped", origin.id)
-            return False
-        if _covers(fresh.events, event):
-            logger.warning(
-                "session %s already stores a summary reaching as far; dropped ours",
-                origin.id,
-            )
-            return False
-        await service.append_event(session=fresh, event=event)
+            return False  # overtaken by a writer we do not coordinate
         return True
+
+    async def _write_through_fresh_read(
+        self, service: Any, origin: Any, event: Any, attempts: int = 2
+    ) -> bool:
+        """Read the session again and write; drop the summary if it is redundant."""
+        for attempt in range(1, attempts + 1):
+            fresh = await service.get_session(
+                app_name=origin.app_name, user_id=origin.user_id, session_id=origin.id
+            )
+            if fresh is None:
+                logger.warning("session %s is gone; its summary was dropped", origin.id)
+                return False
+            if _covers(fresh.events, event):
+                logger.warning(
+                    "session %s already stores a summary reaching as far; dropped ours",
+                    origin.id,
+                )
+                return False
+            try:
+                await service.append_event(session=fresh, event=event)
+            except Exception as error:
+                if not self._is_stale(error) or attempt == attempts:
+                    raise
+                continue
+            return True
+        return False
 
     def _finished(
         self,
