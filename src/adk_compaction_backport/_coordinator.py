@@ -20,7 +20,17 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Dict, Hashable, List, Optional, Tuple
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Hashable,
+    List,
+    NamedTuple,
+    Optional,
+    Tuple,
+)
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -39,6 +49,21 @@ def _never_stale(error: BaseException) -> bool:
     return False
 
 
+class _Tail(NamedTuple):
+    finished: concurrent.futures.Future
+    loop: asyncio.AbstractEventLoop
+
+
+async def _wait_for(tail: _Tail) -> None:
+    """Wait for a compaction, unless its event loop was closed under it."""
+    waiting = asyncio.wrap_future(tail.finished)
+    while not waiting.done():
+        await asyncio.wait([waiting], timeout=1.0)
+        if tail.loop.is_closed() and not waiting.done():
+            waiting.cancel()  # a loop closed without cancelling its tasks
+            return
+
+
 class _SessionSlot:
     """Bookkeeping for one session while it has a turn or a compaction going."""
 
@@ -48,9 +73,10 @@ class _SessionSlot:
         self.current: Any = None
         self.current_loop: Optional[asyncio.AbstractEventLoop] = None
         self.last_summary: Any = None
-        # Resolved when the newest compaction has finished. A thread-safe
-        # future, because sync ``Runner.run`` gives every turn its own loop.
-        self.tail: Optional[concurrent.futures.Future] = None
+        # Resolved when the newest compaction has finished, with the loop it
+        # runs on. A thread-safe future: sync ``Runner.run`` gives every turn
+        # its own event loop.
+        self.tail: Optional[_Tail] = None
         self.turns = 0
 
 
@@ -181,7 +207,7 @@ class Coordinator:
             task = loop.create_task(
                 self._compact(slot, previous, app, session, service, compact)
             )
-            slot.tail = finished
+            slot.tail = _Tail(finished, loop)
             self._tasks[task] = key
         task.add_done_callback(
             lambda done: self._finished(key, slot, done, finished, session.id)
@@ -191,14 +217,14 @@ class Coordinator:
     async def _compact(
         self,
         slot: _SessionSlot,
-        previous: Optional[concurrent.futures.Future],
+        previous: Optional[_Tail],
         app: Any,
         session: Any,
         service: Any,
         compact: CompactFn,
     ) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.wait([asyncio.wrap_future(previous)])
+        if previous is not None:
+            await _wait_for(previous)
         view = session.model_copy(update={"events": self._window_events(slot, session)})
         writer = _SummaryWriter(self, slot, service, session)
         try:
@@ -295,12 +321,12 @@ class Coordinator:
             )
         with self._lock:
             del self._tasks[task]
-            if slot.tail is finished:
+            if slot.tail is not None and slot.tail.finished is finished:
                 slot.tail = None
             self._forget_if_idle(key, slot)
 
     def _forget_if_idle(self, key: SessionKey, slot: _SessionSlot) -> None:
-        idle = slot.turns <= 0 and (slot.tail is None or slot.tail.done())
+        idle = slot.turns <= 0 and (slot.tail is None or slot.tail.finished.done())
         if idle and self._slots.get(key) is slot:
             del self._slots[key]
 
