@@ -215,3 +215,19 @@ def test_an_app_that_exits_right_after_a_turn_keeps_its_summary_with_drain(
 
     chat = asyncio.run(two_turns_then_exit(drain=True))
     assert asyncio.run(chat.summary_ranges()) == [(1, 2)]
+
+
+@backport_only
+def test_a_hung_summarizer_is_abandoned_after_the_time_limit(
+    database, caplog, monkeypatch
+):
+    monkeypatch.setattr(COORDINATOR, "time_limit", 0.5)
+    caplog.set_level(logging.WARNING)
+    chat = asyncio.run(Conversation(database).start())
+    chat.control.delay = 3600  # a summarizer that never answers
+    chat.sync_turn()
+    chat.sync_turn()  # returns once its compaction is abandoned
+
+    assert asyncio.run(chat.summary_ranges()) == []
+    assert "was abandoned" in caplog.text
+    assert len(asyncio.run(chat.stored()).events) == 4  # both turns stored

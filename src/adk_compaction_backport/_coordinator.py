@@ -9,7 +9,8 @@ Per session (one session service, app, user and session id) it keeps:
   to land, then evaluates the sliding window on the events its own turn saw
   plus the summary that landed since;
 * strong references to pending compaction tasks (google/adk-python#3174), so
-  ``drain()`` and sync ``Runner.run`` can wait for them.
+  ``drain()`` and sync ``Runner.run`` can wait for them; a compaction that
+  outlives ``ADK_COMPACTION_BACKPORT_TIMEOUT`` (a hung summarizer) is abandoned.
 
 Turns never wait here: only compactions wait for compactions.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 from typing import (
     Any,
@@ -43,6 +45,18 @@ CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
 # summary's exact ``end_timestamp`` and be summarized again. Two microseconds of
 # slack absorbs that; events of different invocations are always further apart.
 END_TIMESTAMP_SLACK = 2e-6
+
+
+TIME_LIMIT_VARIABLE = "ADK_COMPACTION_BACKPORT_TIMEOUT"
+DEFAULT_TIME_LIMIT = 300.0
+
+
+def _time_limit_from_environment() -> float:
+    """Seconds a compaction may take before it is abandoned (a hung summarizer)."""
+    try:
+        return float(os.environ.get(TIME_LIMIT_VARIABLE, DEFAULT_TIME_LIMIT))
+    except ValueError:
+        return DEFAULT_TIME_LIMIT
 
 
 def _never_stale(error: BaseException) -> bool:
@@ -161,6 +175,7 @@ class Coordinator:
         self._slots: Dict[Hashable, _SessionSlot] = {}
         self._tasks: Dict[asyncio.Task, SessionKey] = {}
         self._is_stale: Callable[[BaseException], bool] = _never_stale
+        self.time_limit = _time_limit_from_environment()
 
     def configure(self, is_stale_error: Callable[[BaseException], bool]) -> None:
         """Tell the coordinator how this release reports a stale-session write."""
@@ -228,7 +243,15 @@ class Coordinator:
         view = session.model_copy(update={"events": self._window_events(slot, session)})
         writer = _SummaryWriter(self, slot, service, session)
         try:
-            await compact(app, view, writer)
+            await asyncio.wait_for(compact(app, view, writer), self.time_limit)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "compaction of session %s took longer than %s s and was abandoned; "
+                "no summary was stored for it (%s sets the limit)",
+                session.id,
+                self.time_limit,
+                TIME_LIMIT_VARIABLE,
+            )
         except Exception:
             logger.warning(
                 "compaction of session %s (app %s, user %s) failed; no summary was "
