@@ -231,3 +231,23 @@ def test_a_hung_summarizer_is_abandoned_after_the_time_limit(
     assert asyncio.run(chat.summary_ranges()) == []
     assert "was abandoned" in caplog.text
     assert len(asyncio.run(chat.stored()).events) == 4  # both turns stored
+
+
+@pytest.mark.race
+@pytest.mark.asyncio
+async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(database):
+    chat = await Conversation(database).start()
+    gate = await chat.turns_with_summarizer_held(2)
+    await chat.next_write_is_newer()
+    await chat.turn()  # turn 3 is stored before the summary of turns 1-2
+    gate.set()
+    await background_work_done()
+    await chat.turn()
+
+    shown = chat.app.root_agent.model.transcript[-1]
+    context = "\n".join(shown)
+    assert "summary #1" in context
+    assert "s0 turn 1" not in context  # replaced by the summary
+    assert context.index("summary #1") < context.index("s0 turn 3")
+    assert "reply to s0 turn 3" in shown  # not swallowed by the late summary
+    assert shown[-1] == "s0 turn 4"

@@ -34,18 +34,17 @@ from typing import (
     Tuple,
 )
 
+from adk_compaction_backport._compaction_events import (
+    TIMESTAMP_SLACK,
+    end_timestamp,
+    widened,
+)
+
 logger = logging.getLogger("adk_compaction_backport")
 
 SessionKey = Tuple[Hashable, str, str, str]
 CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
 """Upstream's ``_run_compaction_for_sliding_window(app, session, session_service)``."""
-
-# Stored event timestamps come back from the database rounded to microseconds
-# (plus float error), so the last compacted invocation can look newer than the
-# summary's exact ``end_timestamp`` and be summarized again. Two microseconds of
-# slack absorbs that; events of different invocations are always further apart.
-END_TIMESTAMP_SLACK = 2e-6
-
 
 TIME_LIMIT_VARIABLE = "ADK_COMPACTION_BACKPORT_TIMEOUT"
 DEFAULT_TIME_LIMIT = 300.0
@@ -113,33 +112,13 @@ def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
         return None
 
 
-def _compaction_of(event: Any) -> Any:
-    actions = getattr(event, "actions", None)
-    return getattr(actions, "compaction", None) if actions is not None else None
-
-
-def _end_timestamp(event: Any) -> Optional[float]:
-    return getattr(_compaction_of(event), "end_timestamp", None)
-
-
-def _with_slack(event: Any) -> Any:
-    """A copy of a compaction event whose range ends a hair later (see above)."""
-    compaction = _compaction_of(event)
-    end = getattr(compaction, "end_timestamp", None)
-    if not end:
-        return event
-    widened = compaction.model_copy(update={"end_timestamp": end + END_TIMESTAMP_SLACK})
-    actions = event.actions.model_copy(update={"compaction": widened})
-    return event.model_copy(update={"actions": actions})
-
-
 def _covers(stored_events: List[Any], summary: Any) -> bool:
     """Whether storage already holds a summary reaching as far as ``summary``."""
-    end = _end_timestamp(summary)
+    end = end_timestamp(summary)
     if end is None:
         return False
     return any(
-        (_end_timestamp(e) or 0.0) >= end - END_TIMESTAMP_SLACK for e in stored_events
+        (end_timestamp(e) or 0.0) >= end - TIMESTAMP_SLACK for e in stored_events
     )
 
 
@@ -268,10 +247,10 @@ class Coordinator:
         events = list(session.events)
         landed = slot.last_summary
         if landed is not None and all(e.id != landed.id for e in events):
-            newest_seen = max((_end_timestamp(e) or 0.0 for e in events), default=0.0)
-            if (_end_timestamp(landed) or 0.0) > newest_seen:
+            newest_seen = max((end_timestamp(e) or 0.0 for e in events), default=0.0)
+            if (end_timestamp(landed) or 0.0) > newest_seen:
                 events.append(landed)
-        return [_with_slack(e) for e in events]
+        return [widened(e) for e in events]
 
     async def _write_summary(
         self, slot: _SessionSlot, service: Any, origin: Any, event: Any

@@ -25,6 +25,7 @@ class FamilyGuard:
 
 _RUNNERS = "google.adk.runners"
 _DATABASE = "google.adk.sessions.database_session_service"
+_CONTENTS = "google.adk.flows.llm_flows.contents"
 
 FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
@@ -51,6 +52,11 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
             f"{_RUNNERS}.Runner._setup_context_for_resumed_invocation": {
                 "4d41bc3a911ce61f": "1.16",
                 "87cb3abcde49d60a": "1.17-1.18",
+            },
+            f"{_CONTENTS}._process_compaction_events": {"e2eebd3cc75e6a69": "all"},
+            f"{_CONTENTS}._get_contents": {
+                "d6ff24c1386aabb9": "1.16",
+                "8daac812bd93d380": "1.17-1.18",
             },
             f"{_DATABASE}.DatabaseSessionService.append_event": {
                 "4af23bc2a4a6515f": "1.16",

@@ -6,7 +6,8 @@ app, session, session_service))``, using the name it imported into
 compaction to the coordinator, and wrap the runner so the coordinator knows each
 turn's fresh session, sees early-closed streams, and lets sync ``Runner.run``
 wait for the summary before its event loop closes. On 1.18 stored actions are
-rebuilt as typed models (google/adk-python#3487).
+rebuilt as typed models (google/adk-python#3487), and the model's context
+places a late summary right after the events it covers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import functools
 from typing import Any, AsyncGenerator, Callable, Generator, List
 
+from adk_compaction_backport._compaction_events import summaries_after_their_range
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR
 from adk_compaction_backport._patching import Patch, Target, is_active
@@ -22,6 +24,7 @@ from adk_compaction_backport._patching import Patch, Target, is_active
 RUNNERS = "google.adk.runners"
 COMPACTION = "google.adk.apps.compaction"
 DATABASE = "google.adk.sessions.database_session_service"
+CONTENTS = "google.adk.flows.llm_flows.contents"
 COMPACTION_FN = "_run_compaction_for_sliding_window"
 
 
@@ -174,6 +177,22 @@ def drain_before_returning(original: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def summaries_in_place(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Build the model's context as if each summary sat right after its range.
+
+    Upstream drops every event stored before a summary and not older than its
+    start: the next turn's events, when the summary landed late.
+    """
+
+    @functools.wraps(original)
+    def _process_compaction_events(events: List[Any]) -> List[Any]:
+        if not is_active():
+            return original(events)
+        return original(summaries_after_their_range(events))
+
+    return _process_compaction_events
+
+
 def typed_actions(original: Callable[..., Any]) -> Callable[..., Any]:
     """Rebuild stored actions as models, as upstream does from 1.22 (#3487)."""
 
@@ -198,11 +217,13 @@ def patches() -> List[Patch]:
         ),
         Patch(Target(RUNNERS, "Runner._exec_with_plugin"), compact_when_closed_early),
         Patch(Target(RUNNERS, "Runner.run"), drain_before_returning),
+        Patch(Target(CONTENTS, "_process_compaction_events"), summaries_in_place),
         # Relied on, not wrapped: they load the session before the first write
         # and run the compaction we hand to the coordinator.
         Patch(Target(RUNNERS, "Runner._setup_context_for_new_invocation")),
         Patch(Target(RUNNERS, "Runner._setup_context_for_resumed_invocation")),
         Patch(Target(COMPACTION, COMPACTION_FN)),
+        Patch(Target(CONTENTS, "_get_contents")),
         Patch(Target(DATABASE, "DatabaseSessionService.append_event")),
         Patch(
             Target(DATABASE, "StorageEvent.to_event"),

@@ -6,10 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
+from adk_compaction_backport._compaction_events import TIMESTAMP_SLACK as SLACK
 from adk_compaction_backport.verify.fake_model import REPLY_PREFIX
 
 Range = Tuple[int, int]
-SLACK = 2e-6
 
 
 def expected_ranges(turns: int, interval: int, overlap: int) -> List[Range]:

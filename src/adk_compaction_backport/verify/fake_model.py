@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncGenerator, Optional
+from typing import Any, AsyncGenerator, List, Optional
 
 from google.adk.agents import LlmAgent
 from google.adk.apps.app import App, EventsCompactionConfig
@@ -11,6 +11,7 @@ from google.adk.apps.llm_event_summarizer import LlmEventSummarizer
 from google.adk.models.base_llm import BaseLlm
 from google.adk.models.llm_response import LlmResponse
 from google.genai import types
+from pydantic import Field
 
 APP_NAME = "compaction_verify"
 REPLY_PREFIX = "reply to "
@@ -40,10 +41,20 @@ class EchoModel(BaseLlm):
 
     model: str = "fake-echo"
     delay: float = 0.0
+    transcript: List[List[str]] = Field(default_factory=list)
+    """The texts of each request's contents: what the model was shown."""
 
     async def generate_content_async(
         self, llm_request: Any, stream: bool = False
     ) -> AsyncGenerator[LlmResponse, None]:
+        self.transcript.append(
+            [
+                p.text
+                for c in llm_request.contents or []
+                for p in c.parts or []
+                if p.text
+            ]
+        )
         if self.delay:
             await asyncio.sleep(self.delay)
         yield _response(REPLY_PREFIX + _last_user_text(llm_request))
