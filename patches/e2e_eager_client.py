@@ -6,10 +6,15 @@ of the previous one, while the previous invocation may still be summarizing
 (chat UIs do this). The agent model and the summarizer are local fakes with a
 fixed latency, so no network or API key is needed. Prints a timestamped log
 and what the session holds at the end: failed turns, stored user messages,
-summarizer calls and the turns each stored summary covers.
+summarizer calls and the turns each stored summary covers. Each model request
+is logged with the turns and summaries it carries.
+
+With --sync the client uses the synchronous ``Runner.run`` (google-adk 1.x
+only), reading each turn on its own thread as a threaded chat server would;
+upstream runs every ``Runner.run`` call on its own event loop.
 
 Usage: python e2e_eager_client.py [--turns N] [--summarizer-delay S]
-       [--gap S] [--db FILE]
+       [--gap S] [--db FILE] [--sync]
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import asyncio
 import logging
 import os
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncGenerator, List, Optional
 
 import google.adk
@@ -55,10 +62,24 @@ class SlowModel(BaseLlm):
         """Yields one answer to the latest user message."""
         await asyncio.sleep(0.1)
         question = llm_request.contents[-1].parts[0].text
+        log(f"{question}: the model sees {', '.join(seen(llm_request))}")
         text = f"An answer to {question}. " * 10
         yield LlmResponse(
             content=types.Content(role="model", parts=[types.Part(text=text)])
         )
+
+
+def seen(llm_request: LlmRequest) -> List[str]:
+    """The user turns and summaries in a model request, in order."""
+    found = []
+    for content in llm_request.contents:
+        for part in content.parts or []:
+            text = part.text or ""
+            if text.startswith("turn "):
+                found.append(text)
+            elif "summary " in text:
+                found.append(text[text.index("summary ") :].split(".")[0])
+    return found
 
 
 class SlowSummarizer(BaseEventsSummarizer):
@@ -105,9 +126,29 @@ async def turn(runner: Runner, text: str, answered: asyncio.Event) -> None:
         raise
 
 
-async def main(turns: int, delay: float, gap: float, db: str) -> None:
+def sync_turn(runner: Runner, text: str, answered: threading.Event) -> None:
+    """Runs one turn with the synchronous Runner.run, on the calling thread."""
+    try:
+        for event in runner.run(
+            user_id=USER,
+            session_id=SESSION,
+            new_message=types.Content(role="user", parts=[types.Part(text=text)]),
+        ):
+            if event.is_final_response():
+                log(f"{text}: final response")
+                answered.set()
+    except Exception as e:  # reported, as a chat UI would
+        log(f"{text}: FAILED {type(e).__name__}: {str(e)[:90]}")
+        raise
+    finally:
+        answered.set()
+
+
+async def main(turns: int, delay: float, gap: float, db: str, sync: bool) -> None:
     """Runs the eager client and prints what was stored."""
     major = int(google.adk.__version__.split(".")[0])
+    if sync and major >= 2:
+        raise SystemExit("--sync needs google-adk 1.x (a synchronous engine)")
     url = f"sqlite+aiosqlite:///{db}" if major >= 2 else f"sqlite:///{db}"
     service = DatabaseSessionService(url)
     summarizer = SlowSummarizer(delay)
@@ -126,13 +167,24 @@ async def main(turns: int, delay: float, gap: float, db: str) -> None:
     log(
         f"google-adk {google.adk.__version__}, {turns} turns, summarizer"
         f" {delay}s, next message {gap}s after each final response"
+        + (", sync Runner.run on a thread per turn" if sync else "")
     )
 
-    tasks = []
+    loop = asyncio.get_running_loop()
+    # A thread per open turn, plus one waiting for its final response.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2 * turns + 2))
+    tasks: List[asyncio.Future] = []
     for i in range(1, turns + 1):
-        answered = asyncio.Event()
-        tasks.append(asyncio.create_task(turn(runner, f"turn {i}", answered)))
-        await answered.wait()
+        if sync:
+            done = threading.Event()
+            tasks.append(
+                loop.run_in_executor(None, sync_turn, runner, f"turn {i}", done)
+            )
+            await loop.run_in_executor(None, done.wait)
+        else:
+            answered = asyncio.Event()
+            tasks.append(asyncio.create_task(turn(runner, f"turn {i}", answered)))
+            await answered.wait()
         await asyncio.sleep(gap)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     pending = asyncio.all_tasks() - {asyncio.current_task()}
@@ -170,5 +222,6 @@ if __name__ == "__main__":
     parser.add_argument("--summarizer-delay", type=float, default=1.5)
     parser.add_argument("--gap", type=float, default=0.0)
     parser.add_argument("--db", default=os.path.join(tempfile.mkdtemp(), "e2e.db"))
+    parser.add_argument("--sync", action="store_true", help="use Runner.run")
     args = parser.parse_args()
-    asyncio.run(main(args.turns, args.summarizer_delay, args.gap, args.db))
+    asyncio.run(main(args.turns, args.summarizer_delay, args.gap, args.db, args.sync))
