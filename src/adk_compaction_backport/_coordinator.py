@@ -280,7 +280,7 @@ class Coordinator:
         return True
 
     async def _write_through_fresh_read(
-        self, service: Any, origin: Any, event: Any, attempts: int = 2
+        self, service: Any, origin: Any, event: Any, attempts: int = 3
     ) -> bool:
         """Read the session again and write; drop the summary if it is redundant."""
         for attempt in range(1, attempts + 1):
