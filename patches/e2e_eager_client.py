@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncGenerator, List, Optional
+from typing import Any, AsyncGenerator, List, Optional
 
 import google.adk
 from google.adk.agents.llm_agent import LlmAgent
@@ -109,36 +109,42 @@ class SlowSummarizer(BaseEventsSummarizer):
         )
 
 
+def turn_request(text: str) -> dict:
+    """The keyword arguments of one user turn, for run_async and run alike."""
+    message = types.Content(role="user", parts=[types.Part(text=text)])
+    return {"user_id": USER, "session_id": SESSION, "new_message": message}
+
+
+def note_event(event: Event, text: str, answered: Any) -> None:
+    """Signals the turn's final response, as a chat UI would react to it."""
+    if event.is_final_response():
+        log(f"{text}: final response")
+        answered.set()
+
+
+def note_failure(error: Exception, text: str) -> None:
+    log(f"{text}: FAILED {type(error).__name__}: {str(error)[:90]}")
+
+
 async def turn(runner: Runner, text: str, answered: asyncio.Event) -> None:
     """Runs one turn to the end of its stream, signalling its final response."""
     try:
-        async for event in runner.run_async(
-            user_id=USER,
-            session_id=SESSION,
-            new_message=types.Content(role="user", parts=[types.Part(text=text)]),
-        ):
-            if event.is_final_response():
-                log(f"{text}: final response")
-                answered.set()
+        async for event in runner.run_async(**turn_request(text)):
+            note_event(event, text, answered)
     except Exception as e:  # reported, as a chat UI would
-        log(f"{text}: FAILED {type(e).__name__}: {str(e)[:90]}")
-        answered.set()
+        note_failure(e, text)
         raise
+    finally:
+        answered.set()
 
 
 def sync_turn(runner: Runner, text: str, answered: threading.Event) -> None:
     """Runs one turn with the synchronous Runner.run, on the calling thread."""
     try:
-        for event in runner.run(
-            user_id=USER,
-            session_id=SESSION,
-            new_message=types.Content(role="user", parts=[types.Part(text=text)]),
-        ):
-            if event.is_final_response():
-                log(f"{text}: final response")
-                answered.set()
+        for event in runner.run(**turn_request(text)):
+            note_event(event, text, answered)
     except Exception as e:  # reported, as a chat UI would
-        log(f"{text}: FAILED {type(e).__name__}: {str(e)[:90]}")
+        note_failure(e, text)
         raise
     finally:
         answered.set()
