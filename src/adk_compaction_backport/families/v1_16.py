@@ -5,9 +5,9 @@ app, session, session_service))``, using the name it imported into
 ``google.adk.runners``. We replace that name with a function that hands the
 compaction to the coordinator, and wrap the runner so the coordinator knows each
 turn's fresh session, sees early-closed streams, and lets sync ``Runner.run``
-wait for the summary before its event loop closes. On 1.18 stored actions are
-rebuilt as typed models (google/adk-python#3487), and the model's context
-places a late summary right after the events it covers.
+wait for the summary before its event loop closes. The model's context places
+a late summary right after the events it covers, and on 1.18 stored actions
+are rebuilt as typed models (google/adk-python#3487).
 """
 
 from __future__ import annotations
@@ -63,23 +63,21 @@ def track_turn(original: Callable[..., Any]) -> Callable[..., Any]:
     async def run_async(
         self: Any, *args: Any, **kwargs: Any
     ) -> AsyncGenerator[Any, None]:
-        if not is_active():
-            async with aclosing(original(self, *args, **kwargs)) as events:
-                async for event in events:
-                    yield event
-            return
-        key = COORDINATOR.turn_started(
-            self.session_service,
-            self.app_name,
-            kwargs.get("user_id"),
-            kwargs.get("session_id"),
-        )
+        key = None
+        if is_active():
+            key = COORDINATOR.turn_started(
+                self.session_service,
+                self.app_name,
+                kwargs.get("user_id"),
+                kwargs.get("session_id"),
+            )
         try:
             async with aclosing(original(self, *args, **kwargs)) as events:
                 async for event in events:
                     yield event
         finally:
-            COORDINATOR.turn_ended(key)
+            if key is not None:
+                COORDINATOR.turn_ended(key)
 
     return run_async
 
