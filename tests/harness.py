@@ -17,7 +17,11 @@ from google.adk.sessions.database_session_service import DatabaseSessionService
 
 from adk_compaction_backport.verify.analysis import inspect_session
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
-from adk_compaction_backport.verify.scenario import USER_ID, message
+from adk_compaction_backport.verify.scenario import (
+    USER_ID,
+    let_background_work_finish,
+    message,
+)
 from adk_compaction_backport.verify.urls import uses_async_engine
 
 Range = Tuple[int, int]
@@ -121,7 +125,5 @@ class Conversation:
 
 async def background_work_done(timeout: float = 60) -> None:
     """Wait for every other task: upstream's own compaction tasks included."""
-    others = asyncio.all_tasks() - {asyncio.current_task()}
-    if others:
-        _, pending = await asyncio.wait(others, timeout=timeout)
-        assert not pending, f"background work still running after {timeout}s: {pending}"
+    pending = await let_background_work_finish(timeout)
+    assert not pending, f"background work still running after {timeout}s: {pending}"

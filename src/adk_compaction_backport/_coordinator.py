@@ -105,7 +105,8 @@ def session_key(
     return (_storage_identity(service), app_name, user_id, session_id)
 
 
-def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+def running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    """The running event loop, or None outside one."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -184,7 +185,7 @@ class Coordinator:
             slot = self._slots.get(key)
             if slot is not None:
                 slot.current = session
-                slot.current_loop = _running_loop()
+                slot.current_loop = running_loop()
 
     # -- compactions ---------------------------------------------------------
 
@@ -269,7 +270,7 @@ class Coordinator:
         A turn on another loop (sync ``Runner.run`` gives each turn a thread of
         its own) may be writing through that object at this very moment.
         """
-        if slot.current is None or slot.current_loop is not _running_loop():
+        if slot.current is None or slot.current_loop is not running_loop():
             return False
         try:
             await service.append_event(session=slot.current, event=event)

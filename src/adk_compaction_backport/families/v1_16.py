@@ -12,13 +12,12 @@ are rebuilt as typed models (google/adk-python#3487).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import Any, AsyncGenerator, Callable, Generator, List
 
 from adk_compaction_backport._compaction_events import summaries_after_their_range
 from adk_compaction_backport._compat import aclosing
-from adk_compaction_backport._coordinator import COORDINATOR
+from adk_compaction_backport._coordinator import COORDINATOR, running_loop
 from adk_compaction_backport._patching import Patch, Target, is_active
 
 RUNNERS = "google.adk.runners"
@@ -97,9 +96,8 @@ def register_fresh_session(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _loop_is_closing() -> bool:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+    loop = running_loop()
+    if loop is None:
         return True
     # Set by ``loop.shutdown_asyncgens()``: a task created now would be
     # destroyed pending when ``asyncio.run`` closes the loop.

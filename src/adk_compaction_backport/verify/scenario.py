@@ -16,7 +16,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Set
 
 from google.adk.runners import Runner
 from google.adk.sessions.database_session_service import DatabaseSessionService
@@ -202,11 +202,16 @@ async def _drive_session(
             )
 
 
-async def _let_background_work_finish(timeout: float) -> None:
-    """Wait for every other task (upstream's own compaction tasks included)."""
+async def let_background_work_finish(timeout: float) -> Set[asyncio.Future]:
+    """Wait for every other task (upstream's own compaction tasks included).
+
+    Returns the tasks still running when ``timeout`` ran out.
+    """
     others = asyncio.all_tasks() - {asyncio.current_task()}
-    if others:
-        await asyncio.wait(others, timeout=timeout)
+    if not others:
+        return set()
+    _, pending = await asyncio.wait(others, timeout=timeout)
+    return pending
 
 
 async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> Report:
@@ -244,7 +249,7 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
                 for n, sid in enumerate(ids)
             )
         )
-        await _let_background_work_finish(
+        await let_background_work_finish(
             timeout=30 + 4 * workload.summarizer_delay * workload.turns
         )
         gc.collect()  # surfaces "Task exception was never retrieved"
