@@ -314,7 +314,8 @@ class Coordinator:
         finished: concurrent.futures.Future,
         session_id: str,
     ) -> None:
-        finished.set_result(None)
+        if not finished.cancelled():  # a waiter gave up on a closed loop
+            finished.set_result(None)
         if task.cancelled():
             logger.warning(
                 "compaction of session %s was cancelled before its summary was "
