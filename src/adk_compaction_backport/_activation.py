@@ -57,6 +57,8 @@ def _plan(version: Optional[str]) -> Tuple[_guards.FamilyGuard, List[_patching.P
         try:
             current = patch.target.current()
         except (ImportError, AttributeError, KeyError) as error:
+            if patch.optional:
+                continue
             raise FingerprintMismatch(
                 f"{name} was not found in google-adk {version} ({error!r}); "
                 "nothing was patched"

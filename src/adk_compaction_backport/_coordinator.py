@@ -187,7 +187,22 @@ class Coordinator:
                 slot.current = session
                 slot.current_loop = running_loop()
 
+    def is_stale(self, error: BaseException) -> bool:
+        """Whether ``error`` is this release's stale-session rejection."""
+        return self._is_stale(error)
+
     # -- compactions ---------------------------------------------------------
+
+    async def compact(
+        self, app: Any, session: Any, service: Any, compact: CompactFn
+    ) -> None:
+        """Run ``compact`` for the turn that ended with ``session`` and wait for it.
+
+        For releases that await compaction inside the invocation (1.19+): the
+        stream still ends after its summary, as upstream's does. If the stream's
+        reader goes away, the compaction carries on and lands all the same.
+        """
+        await asyncio.shield(self.submit(app, session, service, compact))
 
     def submit(
         self, app: Any, session: Any, service: Any, compact: CompactFn

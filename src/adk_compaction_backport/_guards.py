@@ -2,8 +2,10 @@
 
 A fingerprint is the first 16 hex digits of the SHA-256 of a function's source
 (``inspect.getsource``). ``python -m adk_compaction_backport fingerprints``
-prints them for the installed release. Each maps to a variant label that a
-family adapter may use to choose a patch.
+prints them for the installed release; ``tools/release_fingerprints.py`` reads
+them from unpacked wheels, for every release of a family at once. Each maps to
+a label: the releases that carry that code, or a variant that a family adapter
+uses to choose a patch.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class FamilyGuard:
 _RUNNERS = "google.adk.runners"
 _DATABASE = "google.adk.sessions.database_session_service"
 _CONTENTS = "google.adk.flows.llm_flows.contents"
+_COMPACTION = "google.adk.apps.compaction"
 
 FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
@@ -69,11 +72,155 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
             },
         },
     ),
+    FamilyGuard(
+        name="1.19",
+        releases=SpecifierSet(">=1.19.0,<1.24.0"),
+        adapter="adk_compaction_backport.families.v1_19",
+        fingerprints={
+            f"{_RUNNERS}._run_compaction_for_sliding_window": {
+                "9d709263d2ddae3c": "1.19.0",
+                "345f7f28359712eb": "1.20.0-1.23.0",
+            },
+            f"{_COMPACTION}._run_compaction_for_sliding_window": {
+                "9d709263d2ddae3c": "1.19.0",
+                "345f7f28359712eb": "1.20.0-1.23.0",
+            },
+            f"{_RUNNERS}.Runner.run_async": {
+                "14dd53d610aaa09b": "1.19.0-1.20.0",
+                "f64e4de028389959": "1.21.0-1.22.1",
+                "b960de10082243a0": "1.23.0",
+            },
+            f"{_RUNNERS}.Runner._new_invocation_context": {
+                "48664686cf5759f1": "1.19.0-1.23.0",
+            },
+            f"{_DATABASE}.DatabaseSessionService.append_event": {
+                "dc16c2b9517a48bb": "1.19.0",
+                "83dc9849cf6081d0": "1.20.0-1.21.0",
+                "1a2fadb9eff7d73c": "1.22.0-1.23.0",
+            },
+            f"{_CONTENTS}._process_compaction_events": {
+                "624cda87bc9ca691": "drops-late-summaries",
+            },
+            f"{_DATABASE}.StorageEvent.to_event": {
+                "42307d1802b2f59c": "dict-actions",
+            },
+        },
+    ),
+    FamilyGuard(
+        name="1.24",
+        releases=SpecifierSet(">=1.24.0,<1.28.0"),
+        adapter="adk_compaction_backport.families.v1_24",
+        fingerprints={
+            f"{_RUNNERS}._run_compaction_for_sliding_window": {
+                "345f7f28359712eb": "1.24.0-1.24.1",
+                "fac7432fd8601684": "1.25.0-1.25.1",
+                "9f1c611c22352774": "1.26.0-1.27.5",
+            },
+            f"{_COMPACTION}._run_compaction_for_sliding_window": {
+                "345f7f28359712eb": "1.24.0-1.24.1",
+                "fac7432fd8601684": "1.25.0-1.25.1",
+                "9f1c611c22352774": "1.26.0-1.27.5",
+            },
+            f"{_RUNNERS}.Runner.run_async": {
+                "b960de10082243a0": "1.24.0-1.25.1",
+                "846d1fed1adb161a": "1.26.0",
+                "e58549c898a49d88": "1.27.0-1.27.5",
+            },
+            f"{_RUNNERS}.Runner._new_invocation_context": {
+                "48664686cf5759f1": "1.24.0-1.24.1",
+                "cda8faea9808fbe6": "1.25.0-1.25.1",
+                "ba019aaf0693049a": "1.26.0",
+                "c2b0b28911538c16": "1.27.0-1.27.5",
+            },
+            f"{_DATABASE}.DatabaseSessionService.append_event": {
+                "a819932d6958d656": "1.24.0-1.24.1",
+                "40f54c25097af338": "1.25.0-1.26.0",
+                "a624792f16e14c80": "1.27.0-1.27.5",
+            },
+            f"{_CONTENTS}._process_compaction_events": {
+                "624cda87bc9ca691": "drops-late-summaries",
+                "b211d3be36694ce5": "1.25.0-1.27.5",
+            },
+        },
+    ),
+    FamilyGuard(
+        name="1.28",
+        releases=SpecifierSet(">=1.28.0,<2.7.0,!=2.0.*,!=2.1.*"),
+        adapter="adk_compaction_backport.families.v1_28",
+        fingerprints={
+            f"{_RUNNERS}._run_compaction_for_sliding_window": {
+                "4cbad85f42d46cd5": "1.28.0-1.31.1",
+                "17d4462f14fdf535": "1.32.0-1.33.0",
+            },
+            f"{_COMPACTION}._run_compaction_for_sliding_window": {
+                "4cbad85f42d46cd5": "1.28.0-1.31.1",
+                "17d4462f14fdf535": "1.32.0-1.33.0",
+                "744826907519aa80": "1.34.0-1.39.1",
+                "c7518c9dd425fc1f": "2.2.0",
+                "b268402cac87c17a": "2.3.0-2.4.0",
+                "7c064bdf7b0e3f13": "2.5.0-2.6.3",
+            },
+            f"{_RUNNERS}.Runner.run_async": {
+                "e58549c898a49d88": "1.28.0-1.33.0",
+                "dc86714bcaa092b2": "1.34.0-1.39.1",
+                "b0db29db0c61e029": "2.2.0-2.3.0",
+                "b431d01e72b47149": "2.4.0",
+                "69867b46a164ea11": "2.5.0-2.6.3",
+            },
+            f"{_RUNNERS}.Runner._new_invocation_context": {
+                "c2b0b28911538c16": "1.28.0-1.39.1",
+                "753f0ac7699a7045": "2.2.0-2.6.3",
+            },
+            f"{_DATABASE}.DatabaseSessionService.append_event": {
+                "783bd5df52442a75": "1.28.0-1.39.1",
+                "bebbd4cabe8e720b": "2.2.0",
+                "f33d422299184b61": "2.3.0",
+                "0c267da0d3f460a4": "2.4.0-2.5.0",
+                "9ff1921c746d0739": "2.6.0-2.6.3",
+            },
+        },
+    ),
+    FamilyGuard(
+        name="2.7",
+        releases=SpecifierSet(">=2.7.0,<2.14.0"),
+        adapter="adk_compaction_backport.families.v2_7",
+        fingerprints={
+            f"{_COMPACTION}._run_compaction_for_sliding_window": {
+                "7c064bdf7b0e3f13": "2.7.0-2.9.2",
+                "cd0e31732a819109": "2.10.0-2.11.0",
+                "db43a59b882d527f": "2.12.0",
+                "9e4865a85488dd3c": "2.13.0",
+            },
+            f"{_RUNNERS}.Runner.run_async": {
+                "e0045ab20b597b06": "2.7.0-2.7.1",
+                "6529bf4bf1ff931b": "2.8.0-2.10.0",
+                "63aaa8f025f023a9": "2.11.0",
+                "50137a07a8e86f98": "2.12.0",
+                "d03504c01cd43aec": "2.13.0",
+            },
+            f"{_RUNNERS}.Runner._new_invocation_context": {
+                "0ca8053a9a13625a": "2.7.0-2.9.2",
+                "77ba914727230a59": "2.10.0",
+                "239f4c5e4f545ebb": "2.11.0-2.12.0",
+                "5e868bb1dad02155": "2.13.0",
+            },
+            f"{_DATABASE}.DatabaseSessionService.append_event": {
+                "76003ab68dc30864": "2.7.0-2.7.1",
+                "6d80f1f0f0a66250": "2.8.0-2.9.2",
+                "0e17237201c2fef0": "2.10.0-2.13.0",
+            },
+            f"{_RUNNERS}.Runner._run_post_invocation_compaction": {
+                "8f6ea550acb54f18": "2.7.0-2.11.0",
+                "948bd670b091aee0": "2.12.0-2.13.0",
+            },
+        },
+    ),
 )
 
 NOT_CLAIMED = (
-    "releases outside 1.16.0-1.18.x are not claimed yet: later releases run "
-    "compaction differently and need their own, separately checked adapter"
+    "releases after 2.13.x are not claimed until their code has been checked "
+    "(the package leaves them untouched); 2.0.x and 2.1.x do not compact after "
+    "an invocation of an LlmAgent, so they have no race to fix"
 )
 
 

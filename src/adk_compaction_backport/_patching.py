@@ -106,8 +106,11 @@ class Patch:
     ``make_wrapper=None`` marks code we rely on without wrapping it (only its
     fingerprint is checked). ``variant``, when set, limits the patch to the
     releases whose fingerprint of ``target`` carries that label in ``_guards``.
+    ``optional`` targets exist in only some releases of a family (a name that
+    upstream stopped importing at module level); where absent, they are skipped.
     """
 
     target: Target
     make_wrapper: Optional[Callable[[Any], Any]] = None
     variant: Optional[str] = None
+    optional: bool = False

@@ -15,21 +15,23 @@ from __future__ import annotations
 import functools
 from typing import Any, AsyncGenerator, Callable, Generator, List
 
-from adk_compaction_backport._compaction_events import summaries_after_their_range
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, running_loop
 from adk_compaction_backport._patching import Patch, Target, is_active
+from adk_compaction_backport.families._common import (
+    COMPACTION,
+    COMPACTION_FN,
+    CONTENTS,
+    DATABASE,
+    RUNNERS,
+    is_stale_error,
+    register_fresh_session,
+    summaries_in_place,
+    track_turn,
+    typed_actions,
+)
 
-RUNNERS = "google.adk.runners"
-COMPACTION = "google.adk.apps.compaction"
-DATABASE = "google.adk.sessions.database_session_service"
-CONTENTS = "google.adk.flows.llm_flows.contents"
-COMPACTION_FN = "_run_compaction_for_sliding_window"
-
-
-def is_stale_error(error: BaseException) -> bool:
-    """1.x reports a write from an out-of-date ``Session`` as this ValueError."""
-    return isinstance(error, ValueError) and "stale session" in str(error)
+__all__ = ["is_stale_error", "patches"]
 
 
 def _upstream_compaction() -> Callable[..., Any]:
@@ -53,46 +55,6 @@ def submit_to_coordinator(original: Callable[..., Any]) -> Callable[..., Any]:
         return _nothing_left_to_do()
 
     return _run_compaction_for_sliding_window
-
-
-def track_turn(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Keep the session's bookkeeping alive while one of its turns runs."""
-
-    @functools.wraps(original)
-    async def run_async(
-        self: Any, *args: Any, **kwargs: Any
-    ) -> AsyncGenerator[Any, None]:
-        key = None
-        if is_active():
-            key = COORDINATOR.turn_started(
-                self.session_service,
-                self.app_name,
-                kwargs.get("user_id"),
-                kwargs.get("session_id"),
-            )
-        try:
-            async with aclosing(original(self, *args, **kwargs)) as events:
-                async for event in events:
-                    yield event
-        finally:
-            if key is not None:
-                COORDINATOR.turn_ended(key)
-
-    return run_async
-
-
-def register_fresh_session(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Every invocation context starts from a session just read from storage."""
-
-    @functools.wraps(original)
-    def _new_invocation_context(
-        self: Any, session: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        if is_active():
-            COORDINATOR.session_loaded(self.session_service, session)
-        return original(self, session, *args, **kwargs)
-
-    return _new_invocation_context
 
 
 def _loop_is_closing() -> bool:
@@ -171,37 +133,6 @@ def drain_before_returning(original: Callable[..., Any]) -> Callable[..., Any]:
         yield from original(runner, *args, **kwargs)
 
     return run
-
-
-def summaries_in_place(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Build the model's context as if each summary sat right after its range.
-
-    Upstream drops every event stored before a summary and not older than its
-    start: the next turn's events, when the summary landed late.
-    """
-
-    @functools.wraps(original)
-    def _process_compaction_events(events: List[Any]) -> List[Any]:
-        if not is_active():
-            return original(events)
-        return original(summaries_after_their_range(events))
-
-    return _process_compaction_events
-
-
-def typed_actions(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Rebuild stored actions as models, as upstream does from 1.22 (#3487)."""
-
-    @functools.wraps(original)
-    def to_event(self: Any) -> Any:
-        event = original(self)
-        if is_active() and self.actions is not None:
-            from google.adk.events.event_actions import EventActions
-
-            event.actions = EventActions.model_validate(self.actions.model_dump())
-        return event
-
-    return to_event
 
 
 def patches() -> List[Patch]:

@@ -5,6 +5,10 @@ Clients:
 * ``eager``: sends the next message as soon as the final reply arrives, while
   the stream is still open (what chat front ends do).
 APIs: ``async`` (``Runner.run_async``) or ``sync`` (``Runner.run`` in threads).
+
+Each turn is timed twice (for ``bench/``): message sent to final reply (what
+the user waits for) and message sent to the end of the stream (what holds the
+client's connection).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import gc
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -42,6 +47,8 @@ class Workload:
     reply_delay: float = 0.0
     client: str = "eager"
     api: str = "async"
+    compaction: bool = True
+    """False: the same app without ``events_compaction_config`` (a baseline)."""
 
 
 @dataclass
@@ -61,6 +68,10 @@ class Report:
     summaries_missing: int = 0
     summarizer_calls: int = 0
     errors: List[str] = field(default_factory=list)
+    turn_latencies: List[float] = field(default_factory=list)
+    """Seconds from message sent to final reply, one per turn that got one."""
+    stream_latencies: List[float] = field(default_factory=list)
+    """Seconds from message sent to the end of the turn's stream."""
 
     @property
     def user_messages_lost(self) -> int:
@@ -104,6 +115,28 @@ class _ErrorLog(logging.Handler):
             self.lines.append(f"{record.name}: {first}"[:300])
 
 
+class _TurnClock:
+    """Times one turn from the moment its message is sent."""
+
+    def __init__(self, report: Report) -> None:
+        self._report = report
+        self._sent = time.perf_counter()
+        self._replied = False
+
+    def final_reply(self) -> None:
+        if not self._replied:
+            self._replied = True
+            self._report.turn_latencies.append(time.perf_counter() - self._sent)
+
+    def stream_end(self) -> None:
+        self.final_reply()  # a stream that ended without one: its end is the reply
+        self._report.stream_latencies.append(time.perf_counter() - self._sent)
+
+
+def _is_final_reply(event: Any) -> bool:
+    return event.author != "user" and event.is_final_response()
+
+
 def message(session_no: int, turn: int) -> types.Content:
     return types.Content(
         role="user", parts=[types.Part(text=f"s{session_no} turn {turn}")]
@@ -111,30 +144,43 @@ def message(session_no: int, turn: int) -> types.Content:
 
 
 async def _sequential_turn(
-    runner: Runner, session_id: str, content: types.Content
+    runner: Runner,
+    session_id: str,
+    content: types.Content,
+    clock: Optional[_TurnClock] = None,
 ) -> None:
-    async for _ in runner.run_async(
+    async for event in runner.run_async(
         user_id=USER_ID, session_id=session_id, new_message=content
     ):
-        pass
+        if clock is not None and _is_final_reply(event):
+            clock.final_reply()
+    if clock is not None:
+        clock.stream_end()
 
 
 async def _eager_turn(
-    runner: Runner, session_id: str, content: types.Content
+    runner: Runner,
+    session_id: str,
+    content: types.Content,
+    clock: Optional[_TurnClock] = None,
 ) -> asyncio.Task:
     """Read up to the final reply; leave the rest of the stream to a task."""
     stream = runner.run_async(
         user_id=USER_ID, session_id=session_id, new_message=content
     )
     async for event in stream:
-        if event.author != "user" and event.is_final_response():
+        if _is_final_reply(event):
+            if clock is not None:
+                clock.final_reply()
             break
-    return asyncio.ensure_future(_finish(stream))
+    return asyncio.ensure_future(_finish(stream, clock))
 
 
-async def _finish(stream: Any) -> None:
+async def _finish(stream: Any, clock: Optional[_TurnClock] = None) -> None:
     async for _ in stream:
         pass
+    if clock is not None:
+        clock.stream_end()
 
 
 def _sync_turn(
@@ -142,28 +188,33 @@ def _sync_turn(
     session_id: str,
     content: types.Content,
     final_reply: Optional[threading.Event] = None,
+    clock: Optional[_TurnClock] = None,
 ) -> None:
     for event in runner.run(
         user_id=USER_ID, session_id=session_id, new_message=content
     ):
-        if (
-            final_reply is not None
-            and event.author != "user"
-            and event.is_final_response()
-        ):
-            final_reply.set()
+        if _is_final_reply(event):
+            if clock is not None:
+                clock.final_reply()
+            if final_reply is not None:
+                final_reply.set()
+    if clock is not None:
+        clock.stream_end()
     if final_reply is not None:
         final_reply.set()
 
 
 async def _eager_sync_turn(
-    runner: Runner, session_id: str, content: types.Content
+    runner: Runner,
+    session_id: str,
+    content: types.Content,
+    clock: Optional[_TurnClock] = None,
 ) -> asyncio.Future:
     """``Runner.run`` in a thread; the next message goes at the final reply."""
     loop = asyncio.get_running_loop()
     final_reply = threading.Event()
     rest = loop.run_in_executor(
-        None, _sync_turn, runner, session_id, content, final_reply
+        None, _sync_turn, runner, session_id, content, final_reply, clock
     )
     await loop.run_in_executor(None, final_reply.wait)
     return rest
@@ -176,17 +227,18 @@ async def _drive_session(
     for turn in range(1, workload.turns + 1):
         content = message(session_no, turn)
         report.turns += 1
+        clock = _TurnClock(report)
         try:
             if workload.api == "sync" and workload.client == "eager":
-                tails.append(await _eager_sync_turn(runner, session_id, content))
+                tails.append(await _eager_sync_turn(runner, session_id, content, clock))
             elif workload.api == "sync":
                 await asyncio.get_running_loop().run_in_executor(
-                    None, _sync_turn, runner, session_id, content
+                    None, _sync_turn, runner, session_id, content, None, clock
                 )
             elif workload.client == "eager":
-                tails.append(await _eager_turn(runner, session_id, content))
+                tails.append(await _eager_turn(runner, session_id, content, clock))
             else:
-                await _sequential_turn(runner, session_id, content)
+                await _sequential_turn(runner, session_id, content, clock)
         except Exception as error:
             report.turns_failed += 1
             report.errors.append(
@@ -222,6 +274,7 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
         interval=workload.interval,
         overlap=workload.overlap,
         reply_delay=workload.reply_delay,
+        compaction=workload.compaction,
         name=app_name or "compaction_verify",
     )
     # Sync clients hold a thread per open stream plus one waiting for its reply.
@@ -270,7 +323,11 @@ async def _load(service: DatabaseSessionService, app_name: str, session_id: str)
 
 
 def _inspect(report: Report, workload: Workload, sessions: List[Any]) -> None:
-    expected = expected_ranges(workload.turns, workload.interval, workload.overlap)
+    expected = (
+        expected_ranges(workload.turns, workload.interval, workload.overlap)
+        if workload.compaction
+        else []
+    )
     for n, session in enumerate(sessions):
         findings = inspect_session(session)
         wanted = [f"s{n} turn {t}" for t in range(1, workload.turns + 1)]

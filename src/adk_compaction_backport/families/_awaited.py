@@ -1,0 +1,91 @@
+"""Wrappers for releases that await compaction at the end of the invocation.
+
+From 1.19 the stream of ``Runner.run_async`` ends only after its compaction;
+an eager client's next turn runs meanwhile. The compaction goes to the
+coordinator (single flight, summary written through the newest turn's
+``Session``), and a turn's write that a summary made stale catches up and is
+retried. Upstream's compaction is a coroutine that appends the summary itself
+until 2.4, and an async generator whose caller appends from 2.5: one wrapper
+serves both shapes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, AsyncGenerator, Callable
+
+from adk_compaction_backport._catch_up import caught_up_with_summaries
+from adk_compaction_backport._compaction_events import compaction_of
+from adk_compaction_backport._compat import aclosing
+from adk_compaction_backport._coordinator import COORDINATOR, CompactFn
+from adk_compaction_backport._patching import is_active
+
+CATCH_UP_ATTEMPTS = 3
+
+
+def _writing_through(original: Callable[..., Any], options: Any) -> CompactFn:
+    """Upstream's compaction as a coroutine that writes through ``writer``."""
+    if not inspect.isasyncgenfunction(original):
+        return functools.partial(original, **options)
+
+    async def compact(app: Any, session: Any, writer: Any) -> None:
+        async with aclosing(original(app, session, writer, **options)) as summaries:
+            async for summary in summaries:
+                await writer.append_event(session=session, event=summary)
+
+    return compact
+
+
+def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Hand the end-of-invocation compaction to the coordinator and wait for it."""
+    if inspect.isasyncgenfunction(original):
+
+        @functools.wraps(original)
+        async def _run_compaction_for_sliding_window(
+            app: Any, session: Any, session_service: Any, **options: Any
+        ) -> AsyncGenerator[Any, None]:
+            if not is_active():
+                async with aclosing(
+                    original(app, session, session_service, **options)
+                ) as summaries:
+                    async for summary in summaries:
+                        yield summary
+                return
+            # The coordinator stores the summary; the runner gets none to append.
+            compact = _writing_through(original, options)
+            await COORDINATOR.compact(app, session, session_service, compact)
+
+        return _run_compaction_for_sliding_window
+
+    @functools.wraps(original)
+    async def _run_compaction_for_sliding_window_(
+        app: Any, session: Any, session_service: Any, **options: Any
+    ) -> None:
+        if not is_active():
+            return await original(app, session, session_service, **options)
+        compact = _writing_through(original, options)
+        await COORDINATOR.compact(app, session, session_service, compact)
+        return None
+
+    return _run_compaction_for_sliding_window_
+
+
+def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A turn's write that only a summary made stale is retried, not failed."""
+
+    @functools.wraps(original)
+    async def append_event(self: Any, session: Any, event: Any) -> Any:
+        if not is_active() or compaction_of(event) is not None:
+            return await original(self, session=session, event=event)
+        for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
+            try:
+                return await original(self, session=session, event=event)
+            except Exception as error:
+                if not COORDINATOR.is_stale(error) or attempt == CATCH_UP_ATTEMPTS:
+                    raise
+                if not await caught_up_with_summaries(self, session):
+                    raise
+        raise AssertionError("unreachable")
+
+    return append_event

@@ -1,0 +1,107 @@
+"""Wrappers every release family shares: turn tracking and the model's context.
+
+Each takes upstream's function and returns a wrapper that calls it; none holds
+upstream code. Family modules pick the ones their releases need.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, AsyncGenerator, Callable, List
+
+from adk_compaction_backport._compaction_events import summaries_after_their_range
+from adk_compaction_backport._compat import aclosing
+from adk_compaction_backport._coordinator import COORDINATOR
+from adk_compaction_backport._patching import is_active
+
+RUNNERS = "google.adk.runners"
+COMPACTION = "google.adk.apps.compaction"
+DATABASE = "google.adk.sessions.database_session_service"
+CONTENTS = "google.adk.flows.llm_flows.contents"
+COMPACTION_FN = "_run_compaction_for_sliding_window"
+
+# How releases word a write from an out-of-date ``Session``: 1.x before 1.28,
+# then 1.28 onward (from 2.7 as ``google.adk.errors.StaleSessionError``, a
+# ValueError subclass with the same message).
+STALE_SESSION_MESSAGES = (
+    "stale session",
+    "has been modified in storage since it was loaded",
+)
+
+
+def is_stale_error(error: BaseException) -> bool:
+    """Whether ``error`` is upstream's rejection of a stale ``Session`` write."""
+    return isinstance(error, ValueError) and any(
+        message in str(error) for message in STALE_SESSION_MESSAGES
+    )
+
+
+def track_turn(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep the session's bookkeeping alive while one of its turns runs."""
+
+    @functools.wraps(original)
+    async def run_async(
+        self: Any, *args: Any, **kwargs: Any
+    ) -> AsyncGenerator[Any, None]:
+        key = None
+        if is_active():
+            key = COORDINATOR.turn_started(
+                self.session_service,
+                self.app_name,
+                kwargs.get("user_id"),
+                kwargs.get("session_id"),
+            )
+        try:
+            async with aclosing(original(self, *args, **kwargs)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            if key is not None:
+                COORDINATOR.turn_ended(key)
+
+    return run_async
+
+
+def register_fresh_session(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Every invocation context starts from a session just read from storage."""
+
+    @functools.wraps(original)
+    def _new_invocation_context(
+        self: Any, session: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        if is_active():
+            COORDINATOR.session_loaded(self.session_service, session)
+        return original(self, session, *args, **kwargs)
+
+    return _new_invocation_context
+
+
+def summaries_in_place(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Build the model's context as if each summary sat right after its range.
+
+    Upstream (before 1.25) drops every event stored before a summary and not
+    older than its start: the next turn's events, when the summary landed late.
+    """
+
+    @functools.wraps(original)
+    def _process_compaction_events(events: List[Any]) -> List[Any]:
+        if not is_active():
+            return original(events)
+        return original(summaries_after_their_range(events))
+
+    return _process_compaction_events
+
+
+def typed_actions(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Rebuild stored actions as models, as upstream does from 1.22 (#3487)."""
+
+    @functools.wraps(original)
+    def to_event(self: Any) -> Any:
+        event = original(self)
+        if is_active() and self.actions is not None:
+            from google.adk.events.event_actions import EventActions
+
+            event.actions = EventActions.model_validate(self.actions.model_dump())
+        return event
+
+    return to_event
