@@ -1,0 +1,201 @@
+"""Races of google-adk 1.19-2.13, staged deterministically on real databases.
+
+From 1.19 a turn's stream ends only after its compaction. An eager client
+sends the next message at the final reply, so the next turn overlaps the
+summarizer. A test is marked ``race`` on the releases where it fails without
+the fix (``test_unpatched_proof.py`` checks that it does); elsewhere it still
+runs, as a check that the fix keeps upstream's behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Optional
+
+import pytest
+from google.adk.runners import Runner
+from google.adk.sessions.database_session_service import DatabaseSessionService
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from adk_compaction_backport._activation import installed_adk_version
+from adk_compaction_backport._guards import family_for
+from adk_compaction_backport.verify.analysis import inspect_session
+from harness import Conversation, background_work_done, engine_url, fix_under_test
+
+FAMILY = getattr(family_for(installed_adk_version()), "name", None)
+RELEASE = Version(installed_adk_version() or "0")
+pytestmark = pytest.mark.skipif(
+    FAMILY not in ("1.19", "1.24", "1.28", "2.7")
+    and not (fix_under_test() == "upstream-patch" and RELEASE >= Version("2.7")),
+    reason="google-adk 1.19-2.13 only",
+)
+backport_only = pytest.mark.skipif(
+    fix_under_test() == "upstream-patch",
+    reason="covers what only the backport package does",
+)
+# 1.24-1.27 reload a stale session and write anyway: no stale error to keep.
+upstream_detects_conflicts = pytest.mark.skipif(
+    RELEASE in SpecifierSet(">=1.24,<1.28"),
+    reason="1.24-1.27 merge conflicting writes instead of rejecting them",
+)
+
+
+def race_where(*releases: str) -> Callable[[Any], Any]:
+    """Mark ``race`` where these releases fail without the fix."""
+    if any(RELEASE in SpecifierSet(spec) for spec in releases):
+        return pytest.mark.race
+    return lambda test: test
+
+
+class PausingService(DatabaseSessionService):
+    """Holds the next turn right after it has read the session."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pause_next_read: Optional[asyncio.Event] = None
+        self.read_done = asyncio.Event()
+
+    async def get_session(self, **kwargs: Any) -> Any:
+        session = await super().get_session(**kwargs)
+        resume, self.pause_next_read = self.pause_next_read, None
+        if resume is not None:
+            self.read_done.set()
+            await resume.wait()
+        return session
+
+
+async def pausing_conversation(database: Any) -> Conversation:
+    chat = Conversation(database)
+    chat.service = PausingService(db_url=engine_url(database))
+    chat.runner = Runner(app=chat.app, session_service=chat.service)
+    return await chat.start()
+
+
+async def eager_turn(chat: Conversation) -> asyncio.Future:
+    """Read the next turn up to its final reply; the rest of it reads on."""
+    stream = chat.stream()
+    async for event in stream:
+        if event.author != "user" and event.is_final_response():
+            break
+    return asyncio.ensure_future(_read_to_the_end(stream))
+
+
+async def _read_to_the_end(stream: Any) -> None:
+    async for _ in stream:
+        pass
+
+
+async def user_messages(chat: Conversation) -> int:
+    return len(inspect_session(await chat.stored()).user_messages)
+
+
+@race_where(">=1.19")
+@pytest.mark.asyncio
+async def test_eager_next_turn_neither_fails_nor_waits_for_the_summary(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    first = await eager_turn(chat)
+    second = await eager_turn(chat)  # its summary of turns 1-2 is held
+    await chat.control.wait_for_calls(1)
+    third = await eager_turn(chat)  # got its reply while the summarizer waits
+    assert not gate.is_set()
+
+    gate.set()
+    await asyncio.gather(first, second, third)  # no stream ends in an error
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2)]
+    assert await user_messages(chat) == 3
+
+
+@race_where(">=1.19,<1.24", ">=1.28")
+@pytest.mark.asyncio
+async def test_a_turn_that_read_the_session_before_the_summary_landed(database):
+    chat = await pausing_conversation(database)
+    gate = chat.control.hold()
+    first = await eager_turn(chat)
+    second = await eager_turn(chat)
+    await chat.control.wait_for_calls(1)
+    resume = asyncio.Event()
+    chat.service.pause_next_read = resume
+    third = asyncio.ensure_future(eager_turn(chat))
+    await chat.service.read_done.wait()  # turn 3 holds a pre-summary session
+
+    gate.set()
+    await second  # the summary has landed
+    resume.set()
+    await asyncio.gather(first, await third)  # turn 3 writes: not stale
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2)]
+    assert await user_messages(chat) == 3
+
+
+@race_where(">=1.19")
+@pytest.mark.asyncio
+async def test_next_compaction_waits_for_the_previous_one_and_builds_on_it(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    tails = [await eager_turn(chat), await eager_turn(chat)]
+    await chat.control.wait_for_calls(1)
+    tails += [await eager_turn(chat), await eager_turn(chat)]  # compacts 2-4
+
+    gate.set()
+    await asyncio.gather(*tails)
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
+    assert chat.control.calls == 2
+
+
+@backport_only
+@race_where(">=1.19")
+@pytest.mark.asyncio
+async def test_a_reader_that_goes_away_during_compaction_still_gets_it(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    await (await eager_turn(chat))
+    rest_of_turn_two = await eager_turn(chat)
+    await chat.control.wait_for_calls(1)
+    rest_of_turn_two.cancel()  # e.g. the HTTP client disconnected
+
+    gate.set()
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2)]
+
+
+@race_where(">=1.19,<1.25")
+@pytest.mark.asyncio
+async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    tails = [await eager_turn(chat), await eager_turn(chat)]
+    await chat.control.wait_for_calls(1)
+    tails.append(await eager_turn(chat))  # turn 3 is stored before the summary
+    gate.set()
+    await asyncio.gather(*tails)
+    await background_work_done()
+    await chat.turn()
+
+    shown = chat.app.root_agent.model.transcript[-1]
+    context = "\n".join(shown)
+    assert "summary #1" in context
+    assert "s0 turn 1" not in context  # replaced by the summary
+    assert context.index("summary #1") < context.index("s0 turn 3")
+    assert "reply to s0 turn 3" in shown  # not swallowed by the late summary
+    assert shown[-1] == "s0 turn 4"
+
+
+@upstream_detects_conflicts
+@pytest.mark.asyncio
+async def test_two_user_turns_that_conflict_still_fail(database):
+    if RELEASE == Version("1.19.0") and database.kind == "sqlite":
+        pytest.skip("1.19.0 on SQLite does not detect this conflict either")
+    chat = await pausing_conversation(database)
+    resume = asyncio.Event()
+    chat.service.pause_next_read = resume
+    stale = asyncio.ensure_future(chat.turn())  # turn 1 read the session, waits
+    await chat.service.read_done.wait()
+    await chat.turn()  # turn 2 writes its message and reply in the meantime
+
+    resume.set()
+    with pytest.raises(ValueError, match="stale|modified in storage"):
+        await stale
