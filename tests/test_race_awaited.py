@@ -24,10 +24,10 @@ from adk_compaction_backport.verify.analysis import inspect_session
 from harness import Conversation, background_work_done, engine_url, fix_under_test
 
 FAMILY = getattr(family_for(installed_adk_version()), "name", None)
-RELEASE = Version(installed_adk_version() or "0")
+adk_release = Version(installed_adk_version() or "0")
 pytestmark = pytest.mark.skipif(
     FAMILY not in ("1.19", "1.24", "1.28", "2.7")
-    and not (fix_under_test() == "upstream-patch" and RELEASE >= Version("2.7")),
+    and not (fix_under_test() == "upstream-patch" and adk_release >= Version("2.7")),
     reason="google-adk 1.19-2.13 only",
 )
 backport_only = pytest.mark.skipif(
@@ -36,14 +36,14 @@ backport_only = pytest.mark.skipif(
 )
 # 1.24-1.27 reload a stale session and write anyway: no stale error to keep.
 upstream_detects_conflicts = pytest.mark.skipif(
-    RELEASE in SpecifierSet(">=1.24,<1.28"),
+    adk_release in SpecifierSet(">=1.24,<1.28"),
     reason="1.24-1.27 merge conflicting writes instead of rejecting them",
 )
 
 
 def race_where(*releases: str) -> Callable[[Any], Any]:
     """Mark ``race`` where these releases fail without the fix."""
-    if any(RELEASE in SpecifierSet(spec) for spec in releases):
+    if any(adk_release in SpecifierSet(spec) for spec in releases):
         return pytest.mark.race
     return lambda test: test
 
@@ -187,7 +187,7 @@ async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(databa
 @upstream_detects_conflicts
 @pytest.mark.asyncio
 async def test_two_user_turns_that_conflict_still_fail(database):
-    if RELEASE == Version("1.19.0") and database.kind == "sqlite":
+    if adk_release == Version("1.19.0") and database.kind == "sqlite":
         pytest.skip("1.19.0 on SQLite does not detect this conflict either")
     chat = await pausing_conversation(database)
     resume = asyncio.Event()
@@ -197,5 +197,5 @@ async def test_two_user_turns_that_conflict_still_fail(database):
     await chat.turn()  # turn 2 writes its message and reply in the meantime
 
     resume.set()
-    with pytest.raises(ValueError, match="stale|modified in storage"):
+    with pytest.raises(ValueError, match=r"stale|modified in storage"):
         await stale
