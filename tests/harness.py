@@ -10,13 +10,20 @@ import asyncio
 import math
 import os
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, AsyncGenerator, List, Optional, Tuple
 
+import pytest
 from google.adk.runners import Runner
 from google.adk.sessions.database_session_service import DatabaseSessionService
 
+from adk_compaction_backport._activation import installed_adk_version
+from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.analysis import inspect_session
-from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
+from adk_compaction_backport.verify.fake_model import (
+    EchoModel,
+    SummarizerControl,
+    make_app,
+)
 from adk_compaction_backport.verify.scenario import (
     USER_ID,
     let_background_work_finish,
@@ -30,6 +37,10 @@ Range = Tuple[int, int]
 # patches/ (with this package turned off): "upstream-patch".
 FIX_UNDER_TEST_VARIABLE = "ADK_FIX_UNDER_TEST"
 
+# Starts the skip reason of a test module written for another release family:
+# ``test_unpatched_proof.py`` does not count those as race tests that ran.
+OTHER_FAMILY = "written for another release family: "
+
 
 def fix_under_test() -> Optional[str]:
     """Which fix the tests exercise: "backport", "upstream-patch" or None."""
@@ -40,9 +51,37 @@ def fix_under_test() -> Optional[str]:
     return "backport" if acb.status().applied else None
 
 
+ONLY_1_16 = pytest.mark.skipif(
+    getattr(family_for(installed_adk_version()), "name", None) != "1.16",
+    reason=OTHER_FAMILY + "google-adk 1.16-1.18 only",
+)
+BACKPORT_ONLY = pytest.mark.skipif(
+    fix_under_test() != "backport",
+    reason="covers what only the backport package does",
+)
+
+
 def engine_url(database: Any) -> str:
     """The test database's URL with the driver this google-adk release needs."""
     return database.url("async" if uses_async_engine() else "sync")
+
+
+class GatedEchoModel(EchoModel):
+    """The agent's model, held mid-turn until the test lets it answer.
+
+    By then the turn has loaded the session and stored the user's message.
+    """
+
+    entered: Any = None  # asyncio.Event: a turn reached the model
+    release: Any = None  # asyncio.Event: the model may answer
+
+    async def generate_content_async(
+        self, llm_request: Any, stream: bool = False
+    ) -> AsyncGenerator[Any, None]:
+        self.entered.set()
+        await self.release.wait()
+        async for response in super().generate_content_async(llm_request, stream):
+            yield response
 
 
 class Conversation:

@@ -72,14 +72,16 @@ def test_unclaimed_release_is_an_explicit_no_op(pristine, runner_class, monkeypa
 def test_code_that_is_not_what_we_checked_is_left_alone(
     pristine, runner_class, monkeypatch
 ):
-    def _exec_with_plugin(self, invocation_context, session, execute_fn, **kw):
+    def _new_invocation_context(self, session, **kw):
         raise AssertionError("a locally modified google-adk")
 
-    monkeypatch.setattr(runner_class, "_exec_with_plugin", _exec_with_plugin)
+    monkeypatch.setattr(
+        runner_class, "_new_invocation_context", _new_invocation_context
+    )
     before = originals(runner_class)
     result = acb.apply()
     assert not result.applied
-    assert "Runner._exec_with_plugin" in result.reason
+    assert "Runner._new_invocation_context" in result.reason
     assert "fingerprint mismatch" in result.reason
     assert originals(runner_class) == before
     with pytest.raises(FingerprintMismatch):

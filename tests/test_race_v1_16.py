@@ -17,11 +17,11 @@ from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._coordinator import COORDINATOR
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.scenario import USER_ID
-from harness import Conversation, background_work_done, fix_under_test
+from harness import OTHER_FAMILY, Conversation, background_work_done, fix_under_test
 
 pytestmark = pytest.mark.skipif(
     getattr(family_for(installed_adk_version()), "name", None) != "1.16",
-    reason="google-adk 1.16-1.18 only",
+    reason=OTHER_FAMILY + "google-adk 1.16-1.18 only",
 )
 BACKPORT = fix_under_test() != "upstream-patch"
 backport_only = pytest.mark.skipif(

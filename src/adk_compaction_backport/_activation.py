@@ -56,7 +56,14 @@ def _plan(version: Optional[str]) -> Tuple[_guards.FamilyGuard, List[_patching.P
         name = patch.target.qualname
         try:
             current = patch.target.current()
-        except (ImportError, AttributeError, KeyError) as error:
+        except ImportError as error:
+            if patch.needs_extra:
+                continue  # e.g. no SQLAlchemy: DatabaseSessionService can't run
+            raise FingerprintMismatch(
+                f"{name} could not be imported from google-adk {version} "
+                f"({error!r}); nothing was patched"
+            ) from error
+        except (AttributeError, KeyError) as error:
             if patch.optional:
                 continue
             raise FingerprintMismatch(

@@ -108,9 +108,13 @@ class Patch:
     releases whose fingerprint of ``target`` carries that label in ``_guards``.
     ``optional`` targets exist in only some releases of a family (a name that
     upstream stopped importing at module level); where absent, they are skipped.
+    ``needs_extra`` targets live in a module that imports an optional dependency
+    (SQLAlchemy with its asyncio extra, for ``DatabaseSessionService``): where
+    it cannot be imported, nothing in it can run, so there is nothing to patch.
     """
 
     target: Target
     make_wrapper: Optional[Callable[[Any], Any]] = None
     variant: Optional[str] = None
     optional: bool = False
+    needs_extra: bool = False

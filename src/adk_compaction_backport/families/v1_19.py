@@ -43,12 +43,14 @@ def patches() -> List[Patch]:
         Patch(
             Target(DATABASE, "DatabaseSessionService.append_event"),
             catch_up_on_summaries,
+            needs_extra=True,
         ),
         Patch(Target(CONTENTS, "_process_compaction_events"), summaries_in_place),
         Patch(
             Target(DATABASE, "StorageEvent.to_event"),
             typed_actions,
             variant="dict-actions",
-            optional=True,  # moved to ``sessions.schemas`` (and fixed) in 1.22
+            optional=True,
+            needs_extra=True,  # moved to ``sessions.schemas`` (and fixed) in 1.22
         ),
     ]

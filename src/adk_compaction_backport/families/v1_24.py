@@ -41,5 +41,7 @@ def patches() -> List[Patch]:
             variant="drops-late-summaries",
         ),
         # Relied on, not wrapped: it reloads a stale session instead of failing.
-        Patch(Target(DATABASE, "DatabaseSessionService.append_event")),
+        Patch(
+            Target(DATABASE, "DatabaseSessionService.append_event"), needs_extra=True
+        ),
     ]

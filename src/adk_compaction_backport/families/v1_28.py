@@ -41,5 +41,6 @@ def patches() -> List[Patch]:
         Patch(
             Target(DATABASE, "DatabaseSessionService.append_event"),
             catch_up_on_summaries,
+            needs_extra=True,
         ),
     ]

@@ -39,6 +39,7 @@ def patches() -> List[Patch]:
         Patch(
             Target(DATABASE, "DatabaseSessionService.append_event"),
             catch_up_on_summaries,
+            needs_extra=True,
         ),
         # Relied on, not wrapped: it appends what our wrapper yields (nothing).
         Patch(Target(RUNNERS, "Runner._run_post_invocation_compaction")),

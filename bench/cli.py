@@ -1,0 +1,294 @@
+"""``python -m bench``: arguments, the run itself, and the files it writes."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from bench import overhead, readme, report
+from bench.envs import Envs
+from bench.plan import (
+    CLIENTS,
+    DATABASES,
+    DEFAULT_POSTGRES,
+    RELEASES,
+    REPO,
+    SIDES,
+    Plan,
+    Rounds,
+    WorkloadSpec,
+    sides_for,
+)
+from bench.runner import configurations, failed_side, run_side
+
+# --tiny: new defaults (explicit flags still win), for a seconds-long smoke run.
+TINY = {
+    "sessions": 2,
+    "turns": 4,
+    "summarizer_latency": 0.2,
+    "reply_latency": 0.02,
+    "startup_rounds": 3,
+    "import_rounds": 0,
+    "turn_rounds": 2,
+    "turn_block": 2,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    d, r = WorkloadSpec(), Rounds()
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Failures, lost summaries and latency of released google-adk, "
+        "this package and the upstream patches, side by side; and the package's "
+        "overheads.",
+    )
+    p.add_argument("--sessions", type=int, default=d.sessions)
+    p.add_argument("--turns", type=int, default=d.turns)
+    p.add_argument("--interval", type=int, default=d.interval, help="compaction")
+    p.add_argument("--overlap", type=int, default=d.overlap, help="compaction")
+    p.add_argument(
+        "--summarizer-latency", type=float, default=d.summarizer_delay, help="s"
+    )
+    p.add_argument("--reply-latency", type=float, default=d.reply_delay, help="s")
+    p.add_argument("--releases", nargs="+", default=list(RELEASES))
+    p.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
+    p.add_argument("--databases", nargs="+", default=list(DATABASES), choices=DATABASES)
+    p.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=CLIENTS)
+    p.add_argument(
+        "--postgres-url",
+        default=os.environ.get("ADK_BACKPORT_POSTGRES_URL") or DEFAULT_POSTGRES,
+        help="a server's maintenance database; each run gets a new database there",
+    )
+    p.add_argument("--startup-rounds", type=int, default=r.startup)
+    p.add_argument("--import-rounds", type=int, default=r.imports)
+    p.add_argument("--turn-rounds", type=int, default=r.turn)
+    p.add_argument(
+        "--turn-block", type=int, default=r.turn_block, help="turns per round"
+    )
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a smoke run: 2 sessions x 4 turns, few rounds (flags still win)",
+    )
+    p.add_argument(
+        "--here",
+        action="store_true",
+        help="no venvs: this interpreter's google-adk, released and package sides",
+    )
+    p.add_argument("--python", help="interpreter for the venvs (default: 3.11+)")
+    p.add_argument("--cache", type=Path, default=REPO / ".bench")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--no-chart", action="store_true")
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="also copy the tables into README.md (between its bench markers)",
+    )
+    return p
+
+
+def _args(argv: List[str]) -> argparse.Namespace:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.tiny:
+        parser.set_defaults(**TINY)
+        args = parser.parse_args(argv)
+    return args
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    return Plan(
+        workload=WorkloadSpec(
+            sessions=args.sessions,
+            turns=args.turns,
+            interval=args.interval,
+            overlap=args.overlap,
+            summarizer_delay=args.summarizer_latency,
+            reply_delay=args.reply_latency,
+        ),
+        rounds=Rounds(
+            startup=args.startup_rounds,
+            imports=args.import_rounds,
+            turn=args.turn_rounds,
+            turn_block=args.turn_block,
+        ),
+        releases=args.releases,
+        sides=[s for s in SIDES if s in args.sides],
+        databases=args.databases,
+        clients=args.clients,
+        postgres_url=args.postgres_url,
+        out=args.out,
+        here=args.here,
+        venv_python=args.python,
+        cache=args.cache,
+        chart=not args.no_chart,
+    )
+
+
+def _run_venvs(plan: Plan) -> Dict[str, List[Dict[str, Any]]]:
+    """Every release and side in its own venv; overheads against a bare venv."""
+    envs = Envs(plan.cache, plan.venv_python)
+    builders: Dict[str, Callable[[str], Path]] = {
+        "released": envs.package,
+        "package": envs.package,
+        "patched": envs.patched,
+    }
+    configs: List[Dict[str, Any]] = []
+    overheads: List[Dict[str, Any]] = []
+    for release in plan.releases:
+        turn = None
+        for side in sides_for(plan, release):
+            try:
+                python = builders[side](release)
+            except (subprocess.CalledProcessError, OSError) as error:
+                configs += failed_side(plan, release, side, f"environment: {error}")
+                continue
+            output = run_side(python, plan, release, side, side == "package")
+            if "error" in output:
+                configs += failed_side(plan, release, side, output["error"])
+                continue
+            configs += configurations(release, side, output)
+            turn = output.get("turn_overhead") or turn
+        if "package" in plan.sides:
+            with_pkg, bare = envs.package(release), envs.bare(release)
+            overheads.append(_overheads(plan, release, with_pkg, bare, turn, False))
+    return {"configs": configs, "overheads": overheads}
+
+
+def _run_here(plan: Plan) -> Dict[str, List[Dict[str, Any]]]:
+    """The released and package sides with this interpreter's google-adk."""
+    release = metadata.version("google-adk")
+    python = Path(sys.executable)
+    configs: List[Dict[str, Any]] = []
+    turn = None
+    for side in [s for s in plan.sides if s != "patched"]:
+        output = run_side(python, plan, release, side, side == "package")
+        if "error" in output:
+            configs += failed_side(plan, release, side, output["error"])
+            continue
+        configs += configurations(release, side, output)
+        turn = output.get("turn_overhead") or turn
+    overheads = []
+    if "package" in plan.sides:
+        overheads.append(_overheads(plan, release, python, python, turn, True))
+    return {"configs": configs, "overheads": overheads}
+
+
+def _overheads(
+    plan: Plan,
+    release: str,
+    with_pkg: Path,
+    without: Path,
+    turn: Optional[Dict[str, Any]],
+    same_interpreter: bool,
+) -> Dict[str, Any]:
+    def ratio(args: Any, rounds: int) -> Optional[Dict[str, Any]]:
+        return overhead.alternate(with_pkg, without, args, rounds, same_interpreter)
+
+    return {
+        "release": release,
+        "startup": ratio(overhead.STARTUP, plan.rounds.startup),
+        "import": ratio(overhead.IMPORT, plan.rounds.imports),
+        "turn": turn,
+    }
+
+
+def _method(plan: Plan) -> str:
+    r = plan.rounds
+    if plan.here:
+        pair = (
+            "this interpreter with the package's opt-out "
+            "(`ADK_COMPACTION_BACKPORT_DISABLE=1`) vs without it (`--here`: no "
+            "second environment, so the `.pth` line itself runs on both sides)"
+        )
+    else:
+        pair = (
+            "two venvs that differ only by the package (its `.pth` file included), "
+            "a fresh interpreter every time"
+        )
+    return (
+        "Each ratio is with / without the package: the median over alternating "
+        "rounds (the order flips every round), with the interquartile range of the "
+        "rounds' ratios, from CPU time (user + sys), which other work on the "
+        "machine disturbs much less than wall time (wall-time ratios are in "
+        f"`latest.json`). Start-up ({r.startup} rounds) and `import google.adk` "
+        f"({r.imports} rounds): {pair}. Per turn ({r.turn} rounds of {r.turn_block} "
+        "sequential turns on a fresh session, SQLite, an app without compaction, "
+        "the workload's reply latency set to 0): one process alternating "
+        "`adk_compaction_backport.apply()` and `revert()`."
+    )
+
+
+def _load() -> str:
+    """The 1-minute load average: other work on the machine skews latencies."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
+
+
+def _meta(
+    plan: Plan, argv: List[str], seconds: float, load_before: str
+) -> Dict[str, Any]:
+    return {
+        "load": f"{load_before} before, {_load()} after",
+        "command": " ".join(["python -m bench", *map(shlex.quote, argv)]).strip(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+        "machine": f"{os.cpu_count()} cores, {platform.system()}, "
+        f"Python {platform.python_version()} (runner)",
+        "workload": plan.workload.as_dict(),
+        "rounds": plan.rounds.__dict__,
+        "overhead_method": _method(plan),
+        "duration_s": seconds,
+    }
+
+
+def _chart(plan: Plan, results_json: Path, png: Path) -> str:
+    """Draw with matplotlib here, else in the bench's own tools venv."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        from bench.chart import draw
+
+        draw(json.loads(results_json.read_text()), png)
+        return f"wrote {png}"
+    if plan.here:
+        return "no chart: matplotlib is not installed here"
+    python = Envs(plan.cache, plan.venv_python).tool_python()
+    subprocess.run(
+        [str(python), "-m", "bench.chart", str(results_json), str(png)],
+        cwd=REPO,
+        check=True,
+    )
+    return f"wrote {png}"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _args(argv)
+    plan = _plan(args)
+    started, load = time.perf_counter(), _load()
+    results: Dict[str, Any] = _run_here(plan) if plan.here else _run_venvs(plan)
+    results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    results_json = plan.out / "latest.json"
+    results_json.write_text(json.dumps(results, indent=1) + "\n")
+    (plan.out / "latest.md").write_text(report.render(results))
+    print(f"bench: wrote {plan.out / 'latest.md'}", file=sys.stderr)
+    if plan.chart:
+        print(f"bench: {_chart(plan, results_json, plan.out / 'latest.png')}")
+    if args.readme:
+        done = readme.update(REPO / "README.md", report.body(results, "###"))
+        print(f"bench: {'updated' if done else 'no bench markers in'} README.md")
+    return 0

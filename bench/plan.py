@@ -1,0 +1,73 @@
+"""What one run covers: workload, releases, sides, databases, clients."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+PATCHES = REPO / "patches"
+
+# The three choices a user has, per google-adk release.
+SIDES = ("released", "package", "patched")
+SIDE_LABELS = {
+    "released": "released",
+    "package": "+ package",
+    "patched": "patched (patches/)",
+}
+DATABASES = ("sqlite", "postgresql")
+CLIENTS = ("sequential", "eager")
+RELEASES = ("1.18.0", "1.39.1", "2.13.0")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """The scenario's knobs (``verify.scenario.Workload`` minus client)."""
+
+    sessions: int = 3
+    turns: int = 8  # enough for 1.18's crash to show: a turn after a stored summary
+    interval: int = 2
+    overlap: int = 1
+    summarizer_delay: float = 0.5
+    reply_delay: float = 0.1
+
+    def as_dict(self) -> Dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """How many alternations each overhead ratio takes."""
+
+    startup: int = 40
+    imports: int = 4
+    turn: int = 30
+    turn_block: int = 5
+
+
+@dataclass
+class Plan:
+    workload: WorkloadSpec
+    rounds: Rounds
+    releases: List[str]
+    sides: List[str]
+    databases: List[str]
+    clients: List[str]
+    postgres_url: str
+    out: Path
+    here: bool = False
+    venv_python: Optional[str] = None
+    cache: Path = field(default_factory=lambda: REPO / ".bench")
+    chart: bool = True
+
+
+def has_series(release: str) -> bool:
+    """Whether ``patches/`` holds an upstream series for this release."""
+    return any((PATCHES / f"v{release}").glob("*.patch"))
+
+
+def sides_for(plan: Plan, release: str) -> List[str]:
+    """The plan's sides that exist for a release (no series, no patched side)."""
+    return [s for s in plan.sides if s != "patched" or has_series(release)]

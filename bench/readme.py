@@ -1,0 +1,23 @@
+"""``--readme``: refresh the README's copy of the latest results.
+
+Only the text between the two markers changes, so the rest of the README
+(the command, the targets) stays hand-written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+START = "<!-- bench results: start (python -m bench --readme rewrites this) -->"
+END = "<!-- bench results: end -->"
+
+
+def update(readme: Path, text: str) -> bool:
+    """Replace what is between the markers; False when they are missing."""
+    current = readme.read_text()
+    head, found, rest = current.partition(START)
+    _, found_end, tail = rest.partition(END)
+    if not found or not found_end:
+        return False
+    readme.write_text(f"{head}{START}\n{text.rstrip()}\n{END}{tail}")
+    return True

@@ -1,0 +1,187 @@
+"""``latest.md``: the tables a user reads to choose between the three sides."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from bench.plan import SIDE_LABELS
+from bench.targets import (
+    CONFIG_TARGETS,
+    STARTUP_LIMIT,
+    TURN_COST_LIMIT,
+    config_checks,
+    ratio_check,
+    ratio_text,
+)
+
+
+def _row(cells: List[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+
+
+def _pair(a: Optional[float], b: Optional[float]) -> str:
+    def fmt(x: Optional[float]) -> str:
+        return "-" if x is None else f"{x:.0f}"
+
+    return f"{fmt(a)} / {fmt(b)}"
+
+
+def _bad(value: int) -> str:
+    """Failures in bold, so a reader's eye lands on them."""
+    return f"**{value}**" if value else "0"
+
+
+def side_label(config: Dict[str, Any]) -> str:
+    label = SIDE_LABELS[config["side"]]
+    status = config.get("status") or {}
+    if config["side"] == "package" and not status.get("applied"):
+        label += " (**not applied**)"
+    return label
+
+
+def _outcome_row(config: Dict[str, Any]) -> List[Any]:
+    head = [config["release"], side_label(config), config["database"], config["client"]]
+    if "error" in config:
+        return [*head, f"run failed: {config['error'][:120]}", *[""] * 10]
+    c, b = config["compaction"], config["baseline"]
+    persisted = str(c["summaries_persisted"])
+    if c["summaries_wrong_range"]:
+        persisted += f" ({c['summaries_wrong_range']} wrong range)"
+    return [
+        *head,
+        _bad(c["turns_failed"]),
+        _bad(c["user_messages_lost"]),
+        c["summaries_triggered"],
+        persisted,
+        _bad(c["summaries_duplicated"]),
+        _bad(c["summaries_lost"]),
+        c["summarizer_calls"],
+        _pair(c["turn_p50_ms"], c["turn_p95_ms"]),
+        _pair(c["stream_p50_ms"], c["stream_p95_ms"]),
+        _pair(b["turn_p50_ms"], b["turn_p95_ms"]),
+        _pair(b["stream_p50_ms"], b["stream_p95_ms"]),
+    ]
+
+
+OUTCOME_HEADER = [
+    "google-adk",
+    "side",
+    "database",
+    "client",
+    "turns failed",
+    "user messages lost",
+    "summaries triggered",
+    "persisted",
+    "duplicated",
+    "lost",
+    "summarizer calls",
+    "turn ms p50 / p95",
+    "stream ms p50 / p95",
+    "no compaction: turn ms p50 / p95",
+    "no compaction: stream ms p50 / p95",
+]
+
+
+def outcomes(results: Dict[str, Any]) -> List[str]:
+    return _table(OUTCOME_HEADER, [_outcome_row(c) for c in results["configs"]])
+
+
+def targets(results: Dict[str, Any]) -> List[str]:
+    delay = results["meta"]["workload"]["summarizer_delay"]
+    rows = []
+    for config in results["configs"]:
+        checks = config_checks(config, delay)
+        rows.append(
+            [
+                config["release"],
+                side_label(config),
+                config["database"],
+                config["client"],
+                *(c.cell() for c in checks),
+            ]
+        )
+    return _table(["google-adk", "side", "database", "client", *CONFIG_TARGETS], rows)
+
+
+def overheads(results: Dict[str, Any]) -> List[str]:
+    rows = []
+    for item in results["overheads"]:
+        turn = item.get("turn") or {}
+        status = turn.get("status") or {}
+        rows.append(
+            [
+                item["release"],
+                ratio_text(item.get("startup")),
+                ratio_check(item.get("startup"), STARTUP_LIMIT).cell(),
+                ratio_text(item.get("import")),
+                ratio_text(turn),
+                ratio_check(turn, TURN_COST_LIMIT).cell(),
+                "applied" if status.get("applied") else "**not applied**",
+            ]
+        )
+    header = [
+        "google-adk",
+        "start-up (`python -c pass`)",
+        f"start-up <= {STARTUP_LIMIT}",
+        "`import google.adk`",
+        "per turn, no compaction",
+        f"per turn <= {TURN_COST_LIMIT}",
+        "package during the per-turn run",
+    ]
+    return _table(header, rows)
+
+
+def package_status(results: Dict[str, Any]) -> List[str]:
+    """Why the package did not apply, per release, in its own words."""
+    seen: Dict[str, str] = {}
+    for config in results["configs"]:
+        status = config.get("status") or {}
+        if config["side"] == "package" and not status.get("applied"):
+            seen.setdefault(config["release"], status.get("reason", "unknown"))
+    return [f"- google-adk {r}: package not applied: {why}" for r, why in seen.items()]
+
+
+def render(results: Dict[str, Any]) -> str:
+    """The whole ``latest.md``."""
+    return "# Benchmark results\n\n" + body(results, "##")
+
+
+def body(results: Dict[str, Any], heading: str) -> str:
+    """Everything below the title; ``heading`` marks its sections (## or ###)."""
+    meta = results["meta"]
+    w = meta["workload"]
+    lines = [
+        f"`{meta['command']}` on {meta['machine']}, {meta['date']}, "
+        f"{meta['duration_s']:.0f} s (load average {meta['load']}).",
+        f"Workload: {w['sessions']} sessions x {w['turns']} turns, compaction every "
+        f"{w['interval']} invocations (overlap {w['overlap']}), fake model reply "
+        f"{w['reply_delay'] * 1000:.0f} ms, fake summarizer "
+        f"{w['summarizer_delay'] * 1000:.0f} ms, async API. `sequential` reads "
+        "each stream to its end before the next message; `eager` sends the next "
+        "message at the final reply. Turn: message sent to final reply; stream: "
+        "message sent to the end of the stream; no compaction: the same app "
+        "without `events_compaction_config`, run in the same process just before.",
+        "",
+        *outcomes(results),
+        "",
+        f"{heading} Targets",
+        "",
+        "The package's targets; released and patched google-adk are checked "
+        "against them too, for comparison.",
+        "",
+        *targets(results),
+        "",
+        f"{heading} Overheads",
+        "",
+        meta["overhead_method"],
+        "",
+        *overheads(results),
+    ]
+    status = package_status(results)
+    if status:
+        lines += ["", f"{heading} Package status", "", *status]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""Runs each (release, side) in its own interpreter and collects the figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from bench.metrics import summarize
+from bench.overhead import OPT_OUT
+from bench.plan import REPO, Plan
+
+
+def _worker_env(side: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.pop(OPT_OUT, None)
+    env.pop("VIRTUAL_ENV", None)
+    env["PYTHONWARNINGS"] = "ignore"
+    if side != "package":
+        env[OPT_OUT] = "1"  # released and patched: the package stays out
+    return env
+
+
+def _spec(plan: Plan, side: str, turn_overhead: bool) -> Dict[str, Any]:
+    spec: Dict[str, Any] = {
+        "apply": side == "package",
+        "postgres_url": plan.postgres_url,
+        "workload": plan.workload.as_dict(),
+        "runs": [
+            {"database": db, "client": client}
+            for db in plan.databases
+            for client in plan.clients
+        ],
+        "turn_overhead": None,
+    }
+    if turn_overhead and plan.rounds.turn > 0:
+        spec["turn_overhead"] = {
+            "rounds": plan.rounds.turn,
+            "turns": plan.rounds.turn_block,
+        }
+    return spec
+
+
+def run_side(
+    python: Path, plan: Plan, release: str, side: str, turn_overhead: bool
+) -> Dict[str, Any]:
+    """The worker's output for one (release, side), or ``{"error": ...}``."""
+    with tempfile.TemporaryDirectory(prefix="adk-bench-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(_spec(plan, side, turn_overhead)))
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(python), "-m", "bench.worker", str(spec_path), str(out_path)],
+            cwd=REPO,
+            env=_worker_env(side),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        took = time.perf_counter() - started
+        _log(f"google-adk {release} {side}: {took:.0f} s")
+        if done.returncode != 0 or not out_path.exists():
+            tail = done.stderr.strip().splitlines()[-3:]
+            return {"error": " / ".join(tail) or f"exit code {done.returncode}"}
+        return json.loads(out_path.read_text())
+
+
+def configurations(release: str, side: str, output: Dict[str, Any]) -> List[Dict]:
+    """One table row per (database, client) of a worker's output."""
+    rows = []
+    status = output.get("status")
+    for run in output.get("runs", []):
+        row: Dict[str, Any] = {
+            "release": release,
+            "side": side,
+            "database": run["database"],
+            "client": run["client"],
+            "status": status,
+        }
+        if "error" in run:
+            row["error"] = run["error"]
+        else:
+            row["compaction"] = summarize(run["compaction"])
+            row["baseline"] = summarize(run["baseline"])
+        rows.append(row)
+    return rows
+
+
+def failed_side(
+    plan: Plan, release: str, side: str, error: Optional[str]
+) -> List[Dict]:
+    """Rows for a side whose interpreter could not run at all."""
+    return [
+        {
+            "release": release,
+            "side": side,
+            "database": db,
+            "client": client,
+            "status": None,
+            "error": error or "unknown error",
+        }
+        for db in plan.databases
+        for client in plan.clients
+    ]
+
+
+def _log(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)

@@ -1,0 +1,135 @@
+"""A worker process for ``test_multiprocess.py``: one runner on a shared database.
+
+It stands for one process of a web app: the package is active through its
+start-up hook, as in production. It reads one JSON command per line on stdin
+and answers JSON lines on stdout, each carrying the command's ``id``. Commands
+run concurrently, so a held turn does not block the command that releases it.
+A ``turn`` answers ``final`` as soon as the final reply is out (the client may
+send its next message then) and ``done`` when its stream has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from typing import Any, Dict, List
+
+from google.adk.runners import Runner
+from google.adk.sessions.database_session_service import DatabaseSessionService
+from google.genai import types
+
+import adk_compaction_backport as acb
+from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
+from adk_compaction_backport.verify.scenario import USER_ID
+from harness import GatedEchoModel
+
+
+class Warnings(logging.Handler):
+    """Warnings and errors of this package and of asyncio."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] in ("adk_compaction_backport", "asyncio"):
+            self.lines.append(record.getMessage())
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.control: Any = None
+        self.app: Any = None
+        self.plain_model: Any = None
+        self.runner: Any = None
+        self.gate: Any = None
+        self.warnings = Warnings()
+        logging.getLogger().addHandler(self.warnings)
+
+    def reply(self, command: Dict[str, Any], kind: str, **data: Any) -> None:
+        line = json.dumps({"id": command["id"], "kind": kind, **data}, default=str)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    async def handle(self, command: Dict[str, Any]) -> None:
+        try:
+            result = await getattr(self, "op_" + command["op"])(command)
+        except Exception as error:
+            self.reply(command, "result", error=repr(error))
+        else:
+            self.reply(command, "result", value=result)
+
+    async def op_open(self, command: Dict[str, Any]) -> Any:
+        """Start over on another database (each test has its own)."""
+        if self.runner is not None:
+            self.runner.session_service.db_engine.dispose()
+        self.control = SummarizerControl()
+        self.app = make_app(self.control)
+        self.plain_model = self.app.root_agent.model
+        self.warnings.lines.clear()
+        service = DatabaseSessionService(db_url=command["url"])
+        self.runner = Runner(app=self.app, session_service=service)
+        return acb.status().as_dict()
+
+    async def op_turn(self, command: Dict[str, Any]) -> Any:
+        """Answer ``final`` at the final reply, then read the stream to its end."""
+        content = types.Content(role="user", parts=[types.Part(text=command["text"])])
+        final_sent = False
+        async for event in self.runner.run_async(
+            user_id=USER_ID, session_id=command["session"], new_message=content
+        ):
+            if not final_sent and event.is_final_response():
+                self.reply(command, "final")
+                final_sent = True
+        return None
+
+    async def op_hold_summarizer(self, command: Dict[str, Any]) -> Any:
+        self.gate = self.control.hold()
+
+    async def op_release_summarizer(self, command: Dict[str, Any]) -> Any:
+        self.control.gate = None
+        self.gate.set()
+
+    async def op_summarizer_entered(self, command: Dict[str, Any]) -> Any:
+        await self.control.wait_for_calls(command["calls"])
+        return self.control.calls
+
+    async def op_hold_model(self, command: Dict[str, Any]) -> Any:
+        self.app.root_agent.model = GatedEchoModel(
+            entered=asyncio.Event(), release=asyncio.Event()
+        )
+
+    async def op_model_entered(self, command: Dict[str, Any]) -> Any:
+        await self.app.root_agent.model.entered.wait()
+
+    async def op_release_model(self, command: Dict[str, Any]) -> Any:
+        gated = self.app.root_agent.model
+        self.app.root_agent.model = self.plain_model
+        gated.release.set()
+
+    async def op_drain(self, command: Dict[str, Any]) -> Any:
+        return await acb.drain()
+
+    async def op_warnings(self, command: Dict[str, Any]) -> Any:
+        return self.warnings.lines
+
+
+async def main() -> None:
+    worker = Worker()
+    loop = asyncio.get_running_loop()
+    running = set()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        task = asyncio.ensure_future(worker.handle(json.loads(line)))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    await asyncio.gather(*running)
+    await acb.drain()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
