@@ -14,16 +14,32 @@ import importlib
 import json
 import sys
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-TARGETS = [
-    ("google.adk.runners", "_run_compaction_for_sliding_window"),
-    ("google.adk.runners", "Runner.run_async"),
-    ("google.adk.runners", "Runner.run"),
-    ("google.adk.runners", "Runner._new_invocation_context"),
-    ("google.adk.runners", "Runner._exec_with_plugin"),
-    ("google.adk.flows.llm_flows.contents", "_process_compaction_events"),
-]
+
+def targets(status: Any) -> List[Tuple[str, str]]:
+    """The functions the fix wraps here: all of them ours, or none.
+
+    Applied: what ``status()`` lists. Not applied: every function the release
+    family wraps on all of its releases (variant-only wrappers excluded).
+    """
+    from adk_compaction_backport._guards import family_for
+
+    family = family_for(status.adk_version)
+    if family is None:
+        return []
+    patches = importlib.import_module(family.adapter).patches()
+    wanted = [
+        p.target
+        for p in patches
+        if p.make_wrapper is not None
+        and (
+            p.target.qualname in status.patched
+            if status.applied
+            else not (p.variant or p.optional or p.needs_extra)
+        )
+    ]
+    return [(t.module, t.path) for t in wanted]
 
 
 def ours(module: str, path: str) -> bool:
@@ -105,8 +121,9 @@ def main() -> None:
     if len(sys.argv) > 2:
         exec(sys.argv[2], shared)
 
-    report["status"] = acb.status().as_dict()
-    report["ours"] = {f"{m}.{p}": ours(m, p) for m, p in TARGETS}
+    status = acb.status()
+    report["status"] = status.as_dict()
+    report["ours"] = {f"{m}.{p}": ours(m, p) for m, p in targets(status)}
     print("PROBE " + json.dumps(report, default=str))
 
 

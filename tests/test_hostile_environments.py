@@ -25,6 +25,7 @@ import adk_compaction_backport
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._bootstrap import OPT_OUT_VARIABLE
 from adk_compaction_backport._guards import family_for
+from adk_compaction_backport.verify.urls import database_url, uses_async_engine
 
 HERE = Path(__file__).parent
 PACKAGE_PARENT = str(Path(adk_compaction_backport.__file__).resolve().parents[1])
@@ -168,8 +169,13 @@ def test_run_async_already_wrapped_by_wrapt():
     seen.assert_clean()
 
 
-def test_many_threads_calling_sync_run_at_once(postgres_db_url: str):
-    url = postgres_db_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+def test_many_threads_calling_sync_run_at_once(request, tmp_path):
+    if uses_async_engine():
+        # 1.19+: every sync ``Runner.run`` has an event loop of its own, and an
+        # asyncpg pool cannot cross loops (an upstream limitation, README).
+        url = database_url(f"sqlite:///{tmp_path / 'threads.db'}")
+    else:
+        url = database_url(request.getfixturevalue("postgres_db_url"))
     seen = probe(
         "",
         f"report['summaries'] = run_turns({url!r}, sessions=8, threads=True)\n",
@@ -186,8 +192,9 @@ found = importlib.util.find_spec('google.adk')
 origin = found.submodule_search_locations[0] + '/runners.py'
 copy = tempfile.mkdtemp() + '/runners.py'
 source = open(origin).read()
-assert '  def run(\\n' in source
-open(copy, 'w').write(source.replace('  def run(\\n', '  def run(  # local edit\\n', 1))
+edited = source.replace('  async def run_async(', '  async def run_async(  # edit', 1)
+assert edited != source
+open(copy, 'w').write(edited)
 
 class LocallyModified:
     def find_spec(self, name, path=None, target=None):
@@ -203,6 +210,6 @@ def test_a_release_whose_code_does_not_match_its_fingerprint():
     seen = probe(MODIFIED_RUNNERS)
     assert seen.status["applied"] is False
     assert "fingerprint" in seen.status["reason"]
-    assert "Runner.run" in seen.status["reason"]
+    assert "Runner.run_async" in seen.status["reason"]
     assert not any(seen.report["ours"].values())
     seen.assert_clean()

@@ -271,11 +271,41 @@ class Coordinator:
     async def _write_summary(
         self, slot: _SessionSlot, service: Any, origin: Any, event: Any
     ) -> Any:
-        if await self._write_through_current(slot, service, event) or (
-            await self._write_through_fresh_read(service, origin, event)
-        ):
+        try:
+            written = await self._write_through_current(slot, service, event) or (
+                await self._write_through_fresh_read(service, origin, event)
+            )
+        except Exception as error:
+            written = await self._retry_refused_write(service, origin, event, error)
+        if written:
             slot.last_summary = event
         return event
+
+    async def _retry_refused_write(
+        self, service: Any, origin: Any, event: Any, error: Exception
+    ) -> bool:
+        """The database refused the summary (or its answer was lost): once more.
+
+        The retry reads the session again, so a summary whose commit did land
+        is recognised and not stored twice. A turn's events are never at stake.
+        """
+        logger.warning(
+            "storing the summary of session %s failed (%r); retrying once on a "
+            "fresh read",
+            origin.id,
+            error,
+        )
+        try:
+            return await self._write_through_fresh_read(service, origin, event)
+        except Exception:
+            logger.warning(
+                "the summary of session %s was dropped: the database refused it "
+                "twice. The session's turns are not affected; a later compaction "
+                "covers its invocations.",
+                origin.id,
+                exc_info=True,
+            )
+            return False
 
     async def _write_through_current(
         self, slot: _SessionSlot, service: Any, event: Any
