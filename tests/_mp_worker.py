@@ -4,8 +4,12 @@ It stands for one process of a web app: the package is active through its
 start-up hook, as in production. It reads one JSON command per line on stdin
 and answers JSON lines on stdout, each carrying the command's ``id``. Commands
 run concurrently, so a held turn does not block the command that releases it.
-A ``turn`` answers ``final`` as soon as the final reply is out (the client may
-send its next message then) and ``done`` when its stream has ended.
+A ``turn`` answers its ``result`` when its stream has ended; an ``eager`` one
+also answers ``final`` as soon as the final reply is out (the client may send
+its next message then) and reads the rest of its stream in a task of its own,
+as a web app that returns the reply and lets the stream finish in the
+background does. From 1.19 that rest holds the turn's compaction, so a summary
+held here overlaps the turns the client sends to the other process meanwhile.
 """
 
 from __future__ import annotations
@@ -74,15 +78,18 @@ class Worker:
         return acb.status().as_dict()
 
     async def op_turn(self, command: Dict[str, Any]) -> Any:
-        """Answer ``final`` at the final reply, then read the stream to its end."""
+        """Run a turn; answer when its stream has ended (``eager``: see above)."""
         content = types.Content(role="user", parts=[types.Part(text=command["text"])])
-        final_sent = False
-        async for event in self.runner.run_async(
+        stream = self.runner.run_async(
             user_id=USER_ID, session_id=command["session"], new_message=content
-        ):
-            if not final_sent and event.is_final_response():
+        )
+        async for event in stream:
+            if command.get("eager") and _is_final_reply(event):
                 self.reply(command, "final")
-                final_sent = True
+                # The rest of the stream (from 1.19: the turn's compaction) is
+                # read by another task, as an eager client leaves it.
+                await asyncio.ensure_future(_read_to_the_end(stream))
+                break
         return None
 
     async def op_hold_summarizer(self, command: Dict[str, Any]) -> Any:
@@ -114,6 +121,15 @@ class Worker:
 
     async def op_warnings(self, command: Dict[str, Any]) -> Any:
         return self.warnings.lines
+
+
+def _is_final_reply(event: Any) -> bool:
+    return event.author != "user" and event.is_final_response()
+
+
+async def _read_to_the_end(stream: Any) -> None:
+    async for _ in stream:
+        pass
 
 
 async def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any, AsyncGenerator, List, Optional, Tuple
 import pytest
 from google.adk.runners import Runner
 from google.adk.sessions.database_session_service import DatabaseSessionService
+from packaging.version import Version
 
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._guards import family_for
@@ -54,6 +55,12 @@ def fix_under_test() -> Optional[str]:
 ONLY_1_16 = pytest.mark.skipif(
     getattr(family_for(installed_adk_version()), "name", None) != "1.16",
     reason=OTHER_FAMILY + "google-adk 1.16-1.18 only",
+)
+# From 1.19 a turn's stream ends only after its compaction is stored (before,
+# compaction ran after the stream): a test that holds the summarizer reads a
+# turn as an eager client does, up to the final reply (``client_turn``).
+COMPACTION_ENDS_THE_STREAM = Version(installed_adk_version() or "0") >= Version(
+    "1.19"
 )
 BACKPORT_ONLY = pytest.mark.skipif(
     fix_under_test() != "backport",
@@ -100,6 +107,7 @@ class Conversation:
         self.runner = Runner(app=self.app, session_service=self.service)
         self.session_id = session_id
         self.turns = 0
+        self.tails: List[asyncio.Future] = []  # the ends of client_turn streams
 
     async def start(self) -> Conversation:
         await self.service.create_session(
@@ -120,14 +128,44 @@ class Conversation:
         """Run the next turn to the end of its stream."""
         return [event async for event in self.stream()]
 
-    async def turns_with_summarizer_held(self, turns: int) -> asyncio.Event:
-        """Run ``turns`` turns; return once the first summary waits on the gate.
+    async def eager_turn(self) -> asyncio.Future:
+        """Read the next turn up to its final reply; a task reads the rest."""
+        stream = self.stream()
+        async for event in stream:
+            if event.author != "user" and event.is_final_response():
+                break
+        return asyncio.ensure_future(_read_to_the_end(stream))
 
-        The caller sets the returned event to let the summarizer answer.
+    async def client_turn(self) -> asyncio.Future:
+        """The next turn, read as a client that never waits for a summary reads it.
+
+        To the end of its stream on 1.16-1.18, up to its final reply from 1.19
+        (``COMPACTION_ENDS_THE_STREAM``). The end of the stream is also kept in
+        ``tails``; ``finish()`` waits for all of them.
+        """
+        if COMPACTION_ENDS_THE_STREAM:
+            tail = await self.eager_turn()
+        else:
+            await self.turn()
+            tail = asyncio.get_running_loop().create_future()
+            tail.set_result(None)
+        self.tails.append(tail)
+        return tail
+
+    async def finish(self) -> None:
+        """Wait for the end of every ``client_turn`` stream; none may fail."""
+        tails, self.tails = self.tails, []
+        await asyncio.gather(*tails)
+
+    async def turns_with_summarizer_held(self, turns: int) -> asyncio.Event:
+        """Run ``turns`` client turns; return once the first summary waits on the gate.
+
+        The caller sets the returned event to let the summarizer answer (and
+        may then ``finish()`` the turns' streams).
         """
         gate = self.control.hold()
         for _ in range(turns):
-            await self.turn()
+            await self.client_turn()
         await self.control.wait_for_calls(1)
         return gate
 
@@ -160,6 +198,11 @@ class Conversation:
         if self.database.kind == "sqlite":
             now = time.time()
             await asyncio.sleep(math.ceil(now) - now + 0.01)
+
+
+async def _read_to_the_end(stream: Any) -> None:
+    async for _ in stream:
+        pass
 
 
 async def background_work_done(timeout: float = 60) -> None:

@@ -33,6 +33,7 @@ from adk_compaction_backport._guards import family_for
 REPO = Path(__file__).resolve().parents[1]
 DIST = "adk-compaction-backport"
 PKG = "adk_compaction_backport"
+HOOK = "_adk_compaction_backport_hook"
 OPT_OUT = "ADK_COMPACTION_BACKPORT_DISABLE"
 
 try:
@@ -366,10 +367,11 @@ def test_hook_files_land_at_top_of_site_packages(adk_venv: Venv) -> None:
     assert pth.is_file() and start.is_file()
     lines = pth.read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith("import "), lines
-    assert start.read_text().strip() == f"{PKG}._bootstrap:install"
+    assert start.read_text().strip() == f"{HOOK}:install"
+    assert (adk_venv.site / f"{HOOK}.py").is_file()
     (record,) = adk_venv.site.glob(f"{PKG}-*.dist-info/RECORD")
     listed = {row.split(",")[0] for row in record.read_text().splitlines()}
-    assert {pth.name, start.name} <= listed  # so uninstalling removes them
+    assert {pth.name, start.name, f"{HOOK}.py"} <= listed  # uninstall removes them
 
 
 def test_importing_runners_applies_the_fix(adk_venv: Venv, baseline: Probe) -> None:
@@ -436,14 +438,14 @@ def test_google_adk_imported_before_the_hook(pip_venv: Venv, baseline: Probe) ->
     assert seen.data["after_apply"]["applied"] is IS_CLAIMED, seen.data["after_apply"]
 
 
-def test_interpreter_start_imports_only_the_bootstrap(pip_venv: Venv) -> None:
+def test_interpreter_start_imports_only_the_hook_module(pip_venv: Venv) -> None:
     code = "import sys, json; print(json.dumps(sorted(sys.modules)))"
     on = python(pip_venv, "-c", code)
     off = python(pip_venv, "-c", code, env={OPT_OUT: "1"})
     assert on.stderr == "" and off.stderr == ""
     added = set(json.loads(on.stdout)) - set(json.loads(off.stdout))
-    ours = {m for m in added if m.split(".")[0] == PKG}
-    assert ours <= {PKG, f"{PKG}._bootstrap"}, ours
+    ours = {m for m in added if m.split(".")[0] in (PKG, HOOK)}
+    assert ours == {HOOK}, ours  # not the package: it would import typing
     stdlib = getattr(sys, "stdlib_module_names", None)
     others = added - ours
     if stdlib is not None:

@@ -36,28 +36,40 @@ def is_stale_error(error: BaseException) -> bool:
     )
 
 
-def track_turn(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Keep the session's bookkeeping alive while one of its turns runs."""
+def compacts(runner: Any) -> bool:
+    """Whether the runner's app compacts its sessions at all."""
+    app = getattr(runner, "app", None)
+    return app is not None and bool(app.events_compaction_config)
 
-    @functools.wraps(original)
-    async def run_async(
-        self: Any, *args: Any, **kwargs: Any
+
+def track_turn(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep the session's bookkeeping alive while one of its turns runs.
+
+    An app without compaction gets upstream's own stream, not a wrapped one:
+    the package costs it nothing per event.
+    """
+
+    async def tracked(
+        self: Any, key: Any, args: Any, kwargs: Any
     ) -> AsyncGenerator[Any, None]:
-        key = None
-        if is_active():
-            key = COORDINATOR.turn_started(
-                self.session_service,
-                self.app_name,
-                kwargs.get("user_id"),
-                kwargs.get("session_id"),
-            )
         try:
             async with aclosing(original(self, *args, **kwargs)) as events:
                 async for event in events:
                     yield event
         finally:
-            if key is not None:
-                COORDINATOR.turn_ended(key)
+            COORDINATOR.turn_ended(key)
+
+    @functools.wraps(original)
+    def run_async(self: Any, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        if not is_active() or not compacts(self):
+            return original(self, *args, **kwargs)
+        key = COORDINATOR.turn_started(
+            self.session_service,
+            self.app_name,
+            kwargs.get("user_id"),
+            kwargs.get("session_id"),
+        )
+        return tracked(self, key, args, kwargs)
 
     return run_async
 

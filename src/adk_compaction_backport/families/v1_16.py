@@ -24,6 +24,7 @@ from adk_compaction_backport.families._common import (
     CONTENTS,
     DATABASE,
     RUNNERS,
+    compacts,
     is_stale_error,
     register_fresh_session,
     summaries_in_place,
@@ -69,8 +70,22 @@ def _loop_is_closing() -> bool:
 def compact_when_closed_early(original: Callable[..., Any]) -> Callable[..., Any]:
     """A consumer that stops reading early still gets its turn compacted."""
 
+    async def watched(
+        self: Any, session: Any, events: Any
+    ) -> AsyncGenerator[Any, None]:
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    yield event
+        except GeneratorExit:
+            if is_active() and not _loop_is_closing():
+                COORDINATOR.submit(
+                    self.app, session, self.session_service, _upstream_compaction()
+                )
+            raise
+
     @functools.wraps(original)
-    async def _exec_with_plugin(
+    def _exec_with_plugin(
         self: Any,
         invocation_context: Any,
         session: Any,
@@ -84,18 +99,9 @@ def compact_when_closed_early(original: Callable[..., Any]) -> Callable[..., Any
             execute_fn=execute_fn,
             is_live_call=is_live_call,
         )
-        try:
-            async with aclosing(events):
-                async for event in events:
-                    yield event
-        except GeneratorExit:
-            app = getattr(self, "app", None)
-            wanted = app is not None and app.events_compaction_config
-            if is_active() and wanted and not is_live_call and not _loop_is_closing():
-                COORDINATOR.submit(
-                    app, session, self.session_service, _upstream_compaction()
-                )
-            raise
+        if not is_active() or is_live_call or not compacts(self):
+            return events
+        return watched(self, session, events)
 
     return _exec_with_plugin
 
