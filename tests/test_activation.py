@@ -405,8 +405,7 @@ def test_opt_out_leaves_google_adk_untouched(pip_venv: Venv, baseline: Probe) ->
 def test_opt_out_values(bare_venv: Venv, value: str, hooked: bool) -> None:
     """Any non-empty value but "0" turns the start-up hook off."""
     code = (
-        "import sys; print(any(type(f).__module__.startswith('adk_compaction_backport')"
-        " for f in sys.meta_path))"
+        f"import sys; print(any(type(f).__module__ == '{HOOK}' for f in sys.meta_path))"
     )
     done = python(bare_venv, "-c", code, env={OPT_OUT: value})
     assert done.stdout.strip() == str(hooked)
