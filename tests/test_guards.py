@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import adk_compaction_backport as acb
@@ -27,8 +29,11 @@ def runner_class():
 
 
 @pytest.fixture
-def pristine():
-    """Start unpatched, and leave the process as the start-up hook left it."""
+def pristine(runner_class):
+    """Start unpatched, and leave the process as the start-up hook left it.
+
+    google-adk's runner is imported first, so the start-up hook has run.
+    """
     was_applied = acb.status().applied
     acb.revert()
     yield
@@ -57,15 +62,48 @@ def test_apply_twice_is_apply_once_and_revert_restores_exactly(pristine, runner_
     assert originals(runner_class) == before
 
 
-def test_unclaimed_release_is_an_explicit_no_op(pristine, runner_class, monkeypatch):
-    monkeypatch.setattr(_activation, "installed_adk_version", lambda: "1.15.1")
+@pytest.mark.parametrize(
+    ("release", "why"),
+    [
+        ("1.15.1", "is not a release this package claims"),
+        ("2.0.0", "do not compact after an invocation"),
+        ("2.1.0", "do not compact after an invocation"),
+        ("2.14.0", "not claimed until their code has been checked"),
+    ],
+)
+def test_unclaimed_release_is_an_explicit_no_op(
+    pristine, runner_class, monkeypatch, release, why
+):
+    monkeypatch.setattr(_activation, "installed_adk_version", lambda: release)
     before = originals(runner_class)
     result = acb.apply()
     assert not result.applied
-    assert "1.15.1 is not a release this package claims" in result.reason
+    assert f"{release} is not a release this package claims" in result.reason
+    assert why in result.reason
     assert originals(runner_class) == before
-    with pytest.raises(UnsupportedRelease, match=r"1\.15\.1"):
+    with pytest.raises(UnsupportedRelease, match=re.escape(release)):
         acb.apply(strict=True)
+
+
+@pytest.mark.parametrize(
+    ("release", "family"),
+    [
+        ("1.16.0", "1.16"),
+        ("1.18.0", "1.16"),
+        ("1.19.0", "1.19"),
+        ("1.23.0", "1.19"),
+        ("1.24.0", "1.24"),
+        ("1.27.5", "1.24"),
+        ("1.28.0", "1.28"),
+        ("1.39.1", "1.28"),
+        ("2.2.0", "1.28"),
+        ("2.6.3", "1.28"),
+        ("2.7.0", "2.7"),
+        ("2.13.0", "2.7"),
+    ],
+)
+def test_each_claimed_release_belongs_to_one_family(release, family):
+    assert family_for(release).name == family
 
 
 @claimed

@@ -22,6 +22,7 @@ class FamilyGuard:
     name: str
     releases: SpecifierSet
     adapter: str
+    span: str = ""  # the releases in words, for messages
     fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
@@ -33,6 +34,7 @@ _COMPACTION = "google.adk.apps.compaction"
 FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
         name="1.16",
+        span="1.16.0-1.18.x",
         releases=SpecifierSet(">=1.16.0,<1.19.0"),
         adapter="adk_compaction_backport.families.v1_16",
         fingerprints={
@@ -74,6 +76,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     ),
     FamilyGuard(
         name="1.19",
+        span="1.19.0-1.23.x",
         releases=SpecifierSet(">=1.19.0,<1.24.0"),
         adapter="adk_compaction_backport.families.v1_19",
         fingerprints={
@@ -108,6 +111,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     ),
     FamilyGuard(
         name="1.24",
+        span="1.24.0-1.27.x",
         releases=SpecifierSet(">=1.24.0,<1.28.0"),
         adapter="adk_compaction_backport.families.v1_24",
         fingerprints={
@@ -145,6 +149,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     ),
     FamilyGuard(
         name="1.28",
+        span="1.28.0-2.6.x except 2.0.x and 2.1.x",
         releases=SpecifierSet(">=1.28.0,<2.7.0,!=2.0.*,!=2.1.*"),
         adapter="adk_compaction_backport.families.v1_28",
         fingerprints={
@@ -182,6 +187,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     ),
     FamilyGuard(
         name="2.7",
+        span="2.7.0-2.13.x",
         releases=SpecifierSet(">=2.7.0,<2.14.0"),
         adapter="adk_compaction_backport.families.v2_7",
         fingerprints={
@@ -225,7 +231,7 @@ NOT_CLAIMED = (
 
 
 def claimed_releases() -> str:
-    return ", ".join(str(f.releases) for f in FAMILIES)
+    return ", ".join(f.span or str(f.releases) for f in FAMILIES)
 
 
 def family_for(version: Optional[str]) -> Optional[FamilyGuard]:
