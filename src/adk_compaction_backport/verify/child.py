@@ -39,7 +39,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parse(argv)
     warnings.simplefilter("ignore")
-    logging.basicConfig(level=logging.CRITICAL)  # findings are collected, not printed
+    # Warnings are collected (the scenario counts them), not printed.
+    logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
     import google.adk.runners  # noqa: F401 - the start-up hook patches here
 
     import adk_compaction_backport as acb
