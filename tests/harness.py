@@ -59,9 +59,7 @@ ONLY_1_16 = pytest.mark.skipif(
 # From 1.19 a turn's stream ends only after its compaction is stored (before,
 # compaction ran after the stream): a test that holds the summarizer reads a
 # turn as an eager client does, up to the final reply (``client_turn``).
-COMPACTION_ENDS_THE_STREAM = Version(installed_adk_version() or "0") >= Version(
-    "1.19"
-)
+COMPACTION_ENDS_THE_STREAM = Version(installed_adk_version() or "0") >= Version("1.19")
 BACKPORT_ONLY = pytest.mark.skipif(
     fix_under_test() != "backport",
     reason="covers what only the backport package does",

@@ -15,9 +15,12 @@ import logging
 from typing import Any
 
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 from sqlalchemy.exc import OperationalError
 
 import adk_compaction_backport as acb
+from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._coordinator import (
     COORDINATOR,
     DEFAULT_TIME_LIMIT,
@@ -33,6 +36,12 @@ from harness import (
 )
 
 pytestmark = [BACKPORT_ONLY]
+
+# 2.2-2.6 run the end-of-invocation compaction in a ``finally`` that a
+# cancelled stream reaches too (CancelledError is no Exception; seen on 2.6.3).
+CANCELLED_TURNS_COMPACT = Version(installed_adk_version() or "0") in SpecifierSet(
+    ">=2.2,<2.7"
+)
 
 
 def assert_idle() -> None:
@@ -204,8 +213,12 @@ async def test_a_client_that_disconnects_mid_turn_keeps_what_was_stored(
     findings = inspect_session(await chat.stored())
     assert findings.user_messages == [f"s0 turn {n}" for n in range(1, 6)]
     assert len(findings.replies) == 4  # every turn but the disconnected one
-    # The disconnected invocation is summarized with its neighbours, once.
-    assert findings.summary_ranges == [(1, 3), (3, 5)]
+    # The disconnected invocation is summarized with its neighbours, once:
+    # with the next ones, or where the cancelled turn compacts, with turn 1.
+    if CANCELLED_TURNS_COMPACT:
+        assert findings.summary_ranges == [(1, 2), (2, 4)]
+    else:
+        assert findings.summary_ranges == [(1, 3), (3, 5)]
     assert chat.control.calls == 2
     assert not warnings_about(caplog, chat.session_id)
     assert_idle()

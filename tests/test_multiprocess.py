@@ -34,7 +34,6 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 import pytest_asyncio
 from google.adk.sessions.database_session_service import DatabaseSessionService
-
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -52,9 +51,19 @@ STALE = "stale session|modified in storage"
 ADK = Version(installed_adk_version() or "0")
 # From 1.20 every append moves the session's revision: a summary's, and a
 # user message's (which carries no state).
-EVERY_APPEND_MOVES_THE_REVISION = ADK >= Version("1.20")
+EVERY_APPEND_MOVES_THE_REVISION = ADK in SpecifierSet(">=1.20")
 
 pytestmark = [pytest.mark.multiprocess, BACKPORT_ONLY]
+# Known gap, reported to the lead (issue #6): on 1.24-1.27 upstream's
+# append_event reloads a stale Session and writes instead of raising, so the
+# coordinator's write through the current Session "succeeds" and never reaches
+# the fresh read that would see the other process's summary covering ours.
+reloads_instead_of_failing = pytest.mark.xfail(
+    ADK in SpecifierSet(">=1.24,<1.28"),
+    reason="1.24-1.27: a stale summary write is reloaded and stored by upstream, "
+    "so a summary another process already covered is kept, not dropped",
+    strict=True,
+)
 upstream_detects_conflicts = pytest.mark.skipif(
     ADK in SpecifierSet(">=1.24,<1.28"),
     reason="1.24-1.27 reload a stale session and write anyway: upstream merges "
@@ -258,6 +267,7 @@ async def test_no_turn_fails_because_of_a_summary_from_the_other_process(
     assert await a.call("warnings") == [] and await b.call("warnings") == []
 
 
+@reloads_instead_of_failing
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_summary_the_other_process_already_covered_is_dropped(
     workers: List[Worker], storage: Any
