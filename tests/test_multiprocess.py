@@ -54,16 +54,6 @@ ADK = Version(installed_adk_version() or "0")
 EVERY_APPEND_MOVES_THE_REVISION = ADK in SpecifierSet(">=1.20")
 
 pytestmark = [pytest.mark.multiprocess, BACKPORT_ONLY]
-# Known gap, reported to the lead (issue #6): on 1.24-1.27 upstream's
-# append_event reloads a stale Session and writes instead of raising, so the
-# coordinator's write through the current Session "succeeds" and never reaches
-# the fresh read that would see the other process's summary covering ours.
-reloads_instead_of_failing = pytest.mark.xfail(
-    ADK in SpecifierSet(">=1.24,<1.28"),
-    reason="1.24-1.27: a stale summary write is reloaded and stored by upstream, "
-    "so a summary another process already covered is kept, not dropped",
-    strict=True,
-)
 upstream_detects_conflicts = pytest.mark.skipif(
     ADK in SpecifierSet(">=1.24,<1.28"),
     reason="1.24-1.27 reload a stale session and write anyway: upstream merges "
@@ -267,7 +257,6 @@ async def test_no_turn_fails_because_of_a_summary_from_the_other_process(
     assert await a.call("warnings") == [] and await b.call("warnings") == []
 
 
-@reloads_instead_of_failing
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_summary_the_other_process_already_covered_is_dropped(
     workers: List[Worker], storage: Any

@@ -3,13 +3,11 @@
 200 sessions x 10 turns, compaction every 2 invocations, one runner. Marked
 ``scale``: it takes about a minute, so the tox envs decide where it runs.
 
-From 1.19 a turn's stream ends only after its compaction: while the summaries
-are held, each session sends its next message at the final reply (an eager
-client; a task reads the rest of the stream), and once they are released, at
-the end of the stream. (An eager client for every turn makes a summary write
-compete with its session's next turns on a pool shared by 200 sessions; its
-stale retries can run out, which is what ``test_race_awaited.py`` and the
-multiprocess tests stage exactly, not what this test counts.)
+From 1.19 a turn's stream ends only after its compaction, so the client is
+eager there: each session sends its next message at the final reply, and a
+task reads the rest of the stream. Every summary then competes with its
+session's next turns for the pool that 200 sessions share, and must still be
+stored once, without a retry running out.
 """
 
 from __future__ import annotations
@@ -123,7 +121,7 @@ async def test_many_sessions_keep_everything_and_never_wait_on_each_other(
     tails += await _all_turns(runner, range(3, 4), eager)
     control.gate = None
     gate.set()
-    tails += await _all_turns(runner, range(4, TURNS + 1))
+    tails += await _all_turns(runner, range(4, TURNS + 1), eager)
     await asyncio.wait_for(asyncio.gather(*tails), timeout=120)  # none failed
     del tails
     await background_work_done(timeout=120)

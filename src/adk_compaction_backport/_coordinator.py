@@ -62,6 +62,17 @@ def _never_stale(error: BaseException) -> bool:
     return False
 
 
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
 class _Tail(NamedTuple):
     finished: concurrent.futures.Future
     loop: asyncio.AbstractEventLoop
@@ -80,11 +91,16 @@ async def _wait_for(tail: _Tail) -> None:
 class _SessionSlot:
     """Bookkeeping for one session while it has a turn or a compaction going."""
 
-    __slots__ = ("current", "current_loop", "last_summary", "tail", "turns")
+    __slots__ = ("current", "current_loop", "last_summary", "tail", "turns", "writes")
 
     def __init__(self) -> None:
         self.current: Any = None
         self.current_loop: Optional[asyncio.AbstractEventLoop] = None
+        # Serializes the writes through ``current`` (a turn's and a summary's)
+        # on ``current_loop``: releases before 1.25 have no lock of their own,
+        # and interleaved appends through one ``Session`` leave it looking
+        # stale.
+        self.writes: Optional[asyncio.Lock] = None
         self.last_summary: Any = None
         # Resolved when the newest compaction has finished, with the loop it
         # runs on. A thread-safe future: sync ``Runner.run`` gives every turn
@@ -155,11 +171,22 @@ class Coordinator:
         self._slots: Dict[Hashable, _SessionSlot] = {}
         self._tasks: Dict[asyncio.Task, SessionKey] = {}
         self._is_stale: Callable[[BaseException], bool] = _never_stale
+        self._check_storage_first = False
         self.time_limit = _time_limit_from_environment()
 
-    def configure(self, is_stale_error: Callable[[BaseException], bool]) -> None:
-        """Tell the coordinator how this release reports a stale-session write."""
+    def configure(
+        self,
+        is_stale_error: Callable[[BaseException], bool],
+        stale_writes_reload: bool = False,
+    ) -> None:
+        """Tell the coordinator how this release treats a stale-session write.
+
+        ``stale_writes_reload``: the release reloads a stale ``Session`` and
+        writes anyway (1.24-1.27), so a summary that another process already
+        covered would never be refused; storage is checked before writing.
+        """
         self._is_stale = is_stale_error
+        self._check_storage_first = stale_writes_reload
 
     # -- turns ---------------------------------------------------------------
 
@@ -184,8 +211,24 @@ class Coordinator:
         with self._lock:
             slot = self._slots.get(key)
             if slot is not None:
+                loop = running_loop()
+                if slot.current_loop is not loop:
+                    slot.writes = asyncio.Lock() if loop is not None else None
                 slot.current = session
-                slot.current_loop = running_loop()
+                slot.current_loop = loop
+
+    def writing_through(self, service: Any, session: Any) -> Any:
+        """A lock to hold while writing through ``session``, if others share it."""
+        key = session_key(service, session.app_name, session.user_id, session.id)
+        slot = self._slots.get(key)
+        if (
+            slot is None
+            or slot.current is not session
+            or slot.writes is None
+            or slot.current_loop is not running_loop()
+        ):
+            return _NO_LOCK
+        return slot.writes
 
     def is_stale(self, error: BaseException) -> bool:
         """Whether ``error`` is this release's stale-session rejection."""
@@ -271,18 +314,45 @@ class Coordinator:
     async def _write_summary(
         self, slot: _SessionSlot, service: Any, origin: Any, event: Any
     ) -> Any:
+        if self._check_storage_first and await self._already_covered(
+            service, origin, event
+        ):
+            return event
         try:
             written = await self._write_through_current(slot, service, event) or (
                 await self._write_through_fresh_read(service, origin, event)
             )
         except Exception as error:
-            written = await self._retry_refused_write(service, origin, event, error)
+            if self._is_stale(error):
+                logger.warning(
+                    "the summary of session %s was dropped: other writers kept "
+                    "changing the session while it was written; a later "
+                    "compaction covers its invocations",
+                    origin.id,
+                )
+                written = False
+            else:
+                written = await self._retry_refused_write(
+                    service, origin, event, repr(error)
+                )
         if written:
             slot.last_summary = event
         return event
 
+    async def _already_covered(self, service: Any, origin: Any, event: Any) -> bool:
+        fresh = await service.get_session(
+            app_name=origin.app_name, user_id=origin.user_id, session_id=origin.id
+        )
+        if fresh is not None and _covers(fresh.events, event):
+            logger.warning(
+                "session %s already stores a summary reaching as far; dropped ours",
+                origin.id,
+            )
+            return True
+        return False
+
     async def _retry_refused_write(
-        self, service: Any, origin: Any, event: Any, error: Exception
+        self, service: Any, origin: Any, event: Any, error: str
     ) -> bool:
         """The database refused the summary (or its answer was lost): once more.
 
@@ -290,7 +360,7 @@ class Coordinator:
         is recognised and not stored twice. A turn's events are never at stake.
         """
         logger.warning(
-            "storing the summary of session %s failed (%r); retrying once on a "
+            "storing the summary of session %s failed (%s); retrying once on a "
             "fresh read",
             origin.id,
             error,
@@ -317,8 +387,10 @@ class Coordinator:
         """
         if slot.current is None or slot.current_loop is not running_loop():
             return False
+        current = slot.current
         try:
-            await service.append_event(session=slot.current, event=event)
+            async with self.writing_through(service, current):
+                await service.append_event(session=current, event=event)
         except Exception as error:
             if not self._is_stale(error):
                 raise

@@ -80,7 +80,8 @@ def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, session=session, event=event)
         for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
             try:
-                return await original(self, session=session, event=event)
+                async with COORDINATOR.writing_through(self, session):
+                    return await original(self, session=session, event=event)
             except Exception as error:
                 if not COORDINATOR.is_stale(error) or attempt == CATCH_UP_ATTEMPTS:
                     raise

@@ -24,7 +24,11 @@ from adk_compaction_backport.families._common import (
     track_turn,
 )
 
-__all__ = ["is_stale_error", "patches"]
+__all__ = ["STALE_WRITES_RELOAD", "is_stale_error", "patches"]
+
+# Upstream reloads a stale ``Session`` and writes anyway: the coordinator
+# checks storage for a covering summary before it writes one.
+STALE_WRITES_RELOAD = True
 
 
 def patches() -> List[Patch]:
