@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import pytest
@@ -187,3 +188,29 @@ def test_status_explains_itself():
         "reason",
         "patched",
     }
+
+
+@claimed
+def test_each_wrapper_is_the_same_kind_of_function_as_upstreams(pristine):
+    """Callers may check (``inspect.isasyncgenfunction(runner.run_async)``)."""
+    acb.apply(strict=True)
+    kinds = (
+        inspect.isasyncgenfunction,
+        inspect.iscoroutinefunction,
+        inspect.isgeneratorfunction,
+    )
+    # 1.16-1.18: upstream calls it inside ``asyncio.create_task(...)``; our
+    # wrapper hands the work to the coordinator during that call, before the
+    # loop runs anything else (sync ``Runner.run`` drains right after), and
+    # returns a coroutine, as upstream's does.
+    called_synchronously = {"google.adk.runners._run_compaction_for_sliding_window"}
+    for item in _activation._installed:
+        if acb.status().family == "1.16" and item.target.qualname in (
+            called_synchronously
+        ):
+            continue
+        for kind in kinds:
+            assert kind(item.wrapper) == kind(item.original), (
+                item.target.qualname,
+                kind.__name__,
+            )

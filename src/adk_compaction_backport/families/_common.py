@@ -45,31 +45,29 @@ def compacts(runner: Any) -> bool:
 def track_turn(original: Callable[..., Any]) -> Callable[..., Any]:
     """Keep the session's bookkeeping alive while one of its turns runs.
 
-    An app without compaction gets upstream's own stream, not a wrapped one:
-    the package costs it nothing per event.
+    Still an async generator function, as upstream's is (callers may check);
+    an app without compaction gets no bookkeeping.
     """
 
-    async def tracked(
-        self: Any, key: Any, args: Any, kwargs: Any
+    @functools.wraps(original)
+    async def run_async(
+        self: Any, *args: Any, **kwargs: Any
     ) -> AsyncGenerator[Any, None]:
+        key = None
+        if is_active() and compacts(self):
+            key = COORDINATOR.turn_started(
+                self.session_service,
+                self.app_name,
+                kwargs.get("user_id"),
+                kwargs.get("session_id"),
+            )
         try:
             async with aclosing(original(self, *args, **kwargs)) as events:
                 async for event in events:
                     yield event
         finally:
-            COORDINATOR.turn_ended(key)
-
-    @functools.wraps(original)
-    def run_async(self: Any, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        if not is_active() or not compacts(self):
-            return original(self, *args, **kwargs)
-        key = COORDINATOR.turn_started(
-            self.session_service,
-            self.app_name,
-            kwargs.get("user_id"),
-            kwargs.get("session_id"),
-        )
-        return tracked(self, key, args, kwargs)
+            if key is not None:
+                COORDINATOR.turn_ended(key)
 
     return run_async
 

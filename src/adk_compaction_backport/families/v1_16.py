@@ -70,22 +70,8 @@ def _loop_is_closing() -> bool:
 def compact_when_closed_early(original: Callable[..., Any]) -> Callable[..., Any]:
     """A consumer that stops reading early still gets its turn compacted."""
 
-    async def watched(
-        self: Any, session: Any, events: Any
-    ) -> AsyncGenerator[Any, None]:
-        try:
-            async with aclosing(events):
-                async for event in events:
-                    yield event
-        except GeneratorExit:
-            if is_active() and not _loop_is_closing():
-                COORDINATOR.submit(
-                    self.app, session, self.session_service, _upstream_compaction()
-                )
-            raise
-
     @functools.wraps(original)
-    def _exec_with_plugin(
+    async def _exec_with_plugin(
         self: Any,
         invocation_context: Any,
         session: Any,
@@ -99,9 +85,17 @@ def compact_when_closed_early(original: Callable[..., Any]) -> Callable[..., Any
             execute_fn=execute_fn,
             is_live_call=is_live_call,
         )
-        if not is_active() or is_live_call or not compacts(self):
-            return events
-        return watched(self, session, events)
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    yield event
+        except GeneratorExit:
+            wanted = is_active() and compacts(self) and not is_live_call
+            if wanted and not _loop_is_closing():
+                COORDINATOR.submit(
+                    self.app, session, self.session_service, _upstream_compaction()
+                )
+            raise
 
     return _exec_with_plugin
 
