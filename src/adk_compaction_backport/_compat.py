@@ -17,4 +17,16 @@ except ImportError:  # pragma: no cover - Python 3.9
             await thing.aclose()
 
 
-__all__ = ["aclosing"]
+class _AsyncNullContext:
+    """``contextlib.nullcontext()`` as an async context manager (3.10+ has it)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        return None
+
+
+ASYNC_NULL_CONTEXT = _AsyncNullContext()
+
+__all__ = ["ASYNC_NULL_CONTEXT", "aclosing"]

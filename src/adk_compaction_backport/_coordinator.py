@@ -39,6 +39,7 @@ from adk_compaction_backport._compaction_events import (
     end_timestamp,
     widened,
 )
+from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -60,17 +61,6 @@ def _time_limit_from_environment() -> float:
 
 def _never_stale(error: BaseException) -> bool:
     return False
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
 
 
 class _Tail(NamedTuple):
@@ -227,7 +217,7 @@ class Coordinator:
             or slot.writes is None
             or slot.current_loop is not running_loop()
         ):
-            return _NO_LOCK
+            return ASYNC_NULL_CONTEXT
         return slot.writes
 
     def is_stale(self, error: BaseException) -> bool:
@@ -340,16 +330,25 @@ class Coordinator:
         return event
 
     async def _already_covered(self, service: Any, origin: Any, event: Any) -> bool:
+        return await self._fresh_unless_redundant(service, origin, event) is None
+
+    async def _fresh_unless_redundant(
+        self, service: Any, origin: Any, event: Any
+    ) -> Any:
+        """The session read again, or None (logged) if ``event`` need not be stored."""
         fresh = await service.get_session(
             app_name=origin.app_name, user_id=origin.user_id, session_id=origin.id
         )
-        if fresh is not None and _covers(fresh.events, event):
+        if fresh is None:
+            logger.warning("session %s is gone; its summary was dropped", origin.id)
+            return None
+        if _covers(fresh.events, event):
             logger.warning(
                 "session %s already stores a summary reaching as far; dropped ours",
                 origin.id,
             )
-            return True
-        return False
+            return None
+        return fresh
 
     async def _retry_refused_write(
         self, service: Any, origin: Any, event: Any, error: str
@@ -402,17 +401,8 @@ class Coordinator:
     ) -> bool:
         """Read the session again and write; drop the summary if it is redundant."""
         for attempt in range(1, attempts + 1):
-            fresh = await service.get_session(
-                app_name=origin.app_name, user_id=origin.user_id, session_id=origin.id
-            )
+            fresh = await self._fresh_unless_redundant(service, origin, event)
             if fresh is None:
-                logger.warning("session %s is gone; its summary was dropped", origin.id)
-                return False
-            if _covers(fresh.events, event):
-                logger.warning(
-                    "session %s already stores a summary reaching as far; dropped ours",
-                    origin.id,
-                )
                 return False
             try:
                 await service.append_event(session=fresh, event=event)
