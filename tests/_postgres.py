@@ -26,11 +26,13 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
+
+from adk_compaction_backport.verify import databases
+from adk_compaction_backport.verify.databases import execute
 
 URL_VARIABLE = "ADK_BACKPORT_POSTGRES_URL"
 BINARY_GLOB = "/usr/lib/postgresql/*/bin"
@@ -48,48 +50,15 @@ def on_ci() -> bool:
 
 def driverless(url: str) -> str:
     """Normalize ``postgres://`` / ``postgresql+driver://`` to ``postgresql://``."""
-    parts = urlsplit(url)
-    if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
-        raise ValueError(f"{URL_VARIABLE} must be a postgresql:// URL, got {url!r}")
-    return urlunsplit(parts._replace(scheme="postgresql"))
-
-
-def with_database(url: str, dbname: str) -> str:
-    """The same server URL pointing at another database."""
-    return urlunsplit(urlsplit(url)._replace(path="/" + dbname))
+    try:
+        return databases.driverless(url)
+    except ValueError as error:
+        raise ValueError(f"{URL_VARIABLE}: {error}") from None
 
 
 def with_driver(url: str, driver: str) -> str:
     """``postgresql://...`` -> ``postgresql+<driver>://...`` for SQLAlchemy."""
     return urlunsplit(urlsplit(url)._replace(scheme=f"postgresql+{driver}"))
-
-
-def execute(url: str, sql: str) -> None:
-    """Run one statement outside a transaction (CREATE/DROP DATABASE need that).
-
-    psycopg2 when installed (the tox envs have it), else ``psql``.
-    """
-    try:
-        import psycopg2
-    except ImportError:
-        psql = shutil.which("psql")
-        if psql is None:
-            raise RuntimeError("neither psycopg2 nor psql is available") from None
-        subprocess.run(
-            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        return
-    conn = psycopg2.connect(url, connect_timeout=10)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 def check_reachable(url: str) -> None:
@@ -98,19 +67,6 @@ def check_reachable(url: str) -> None:
         execute(url, "SELECT 1")
     except Exception as exc:
         raise RuntimeError(f"PostgreSQL at {url} is not reachable: {exc}") from exc
-
-
-def create_database(server_url: str) -> str:
-    """Create a uniquely named database; return its driverless URL."""
-    name = f"adk_backport_{uuid.uuid4().hex[:12]}"
-    execute(server_url, f'CREATE DATABASE "{name}"')
-    return with_database(server_url, name)
-
-
-def drop_database(server_url: str, db_url: str) -> None:
-    """Drop a database made by :func:`create_database`, kicking out clients."""
-    name = urlsplit(db_url).path.lstrip("/")
-    execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def find_bindir() -> Optional[Path]:

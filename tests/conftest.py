@@ -24,11 +24,10 @@ from _postgres import (
     PostgresUnavailable,
     ThrowawayCluster,
     check_reachable,
-    create_database,
     driverless,
-    drop_database,
     on_ci,
 )
+from adk_compaction_backport.verify.databases import create_database, drop_database
 
 
 @pytest.fixture(scope="session")
