@@ -18,6 +18,7 @@ def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
     """
     turn = report.get("turn_latencies", [])
     stream = report.get("stream_latencies", [])
+    summary_write = report.get("summary_write_latencies", [])
     return {
         "turns": report["turns"],
         "turns_failed": report["turns_failed"],
@@ -32,6 +33,8 @@ def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
         "turn_p95_ms": _ms(percentile(turn, 95)),
         "stream_p50_ms": _ms(percentile(stream, 50)),
         "stream_p95_ms": _ms(percentile(stream, 95)),
+        "summary_write_p50_ms": _ms(percentile(summary_write, 50)),
+        "summary_write_p95_ms": _ms(percentile(summary_write, 95)),
         "errors": len(report.get("errors", [])),
         "first_errors": report.get("errors", [])[:3],
         "turn_ms": [_ms(t) for t in turn],

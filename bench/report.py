@@ -46,7 +46,7 @@ def side_label(config: Dict[str, Any]) -> str:
 def _outcome_row(config: Dict[str, Any]) -> List[Any]:
     head = [config["release"], side_label(config), config["database"], config["client"]]
     if "error" in config:
-        return [*head, f"run failed: {config['error'][:120]}", *[""] * 10]
+        return [*head, f"run failed: {config['error'][:120]}", *[""] * 11]
     c, b = config["compaction"], config["baseline"]
     persisted = str(c["summaries_persisted"])
     if c["summaries_wrong_range"]:
@@ -62,6 +62,7 @@ def _outcome_row(config: Dict[str, Any]) -> List[Any]:
         c["summarizer_calls"],
         _pair(c["turn_p50_ms"], c["turn_p95_ms"]),
         _pair(c["stream_p50_ms"], c["stream_p95_ms"]),
+        _pair(c.get("summary_write_p50_ms"), c.get("summary_write_p95_ms")),
         _pair(b["turn_p50_ms"], b["turn_p95_ms"]),
         _pair(b["stream_p50_ms"], b["stream_p95_ms"]),
     ]
@@ -81,6 +82,7 @@ OUTCOME_HEADER = [
     "summarizer calls",
     "turn ms p50 / p95",
     "stream ms p50 / p95",
+    "summary write ms p50 / p95",
     "no compaction: turn ms p50 / p95",
     "no compaction: stream ms p50 / p95",
 ]

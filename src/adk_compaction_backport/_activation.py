@@ -115,10 +115,7 @@ def apply(strict: bool = False) -> Status:
                 raise
             return status()
         adapter = importlib.import_module(family.adapter)
-        COORDINATOR.configure(
-            adapter.is_stale_error,
-            stale_writes_reload=getattr(adapter, "STALE_WRITES_RELOAD", False),
-        )
+        COORDINATOR.configure(adapter.is_stale_error)
         _installed.extend(done)
         _family, _reason = family.name, None
         _patching.set_active(True)

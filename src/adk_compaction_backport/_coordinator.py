@@ -4,7 +4,8 @@ Per session (one session service, app, user and session id) it keeps:
 
 * the *current session reference*: the ``Session`` object the newest turn
   loaded fresh from storage. A summary is written through it, so neither the
-  summary nor that turn's next write is behind storage;
+  summary nor that turn's next write is behind storage (``_summary_writes``
+  decides whether a summary may be stored at all, and through which object);
 * a single flight of compactions: a later compaction waits for the earlier one
   to land, then evaluates the sliding window on the events its own turn saw
   plus the summary that landed since;
@@ -34,12 +35,10 @@ from typing import (
     Tuple,
 )
 
-from adk_compaction_backport._compaction_events import (
-    TIMESTAMP_SLACK,
-    end_timestamp,
-    widened,
-)
+from adk_compaction_backport._compaction_events import end_timestamp, widened
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
+from adk_compaction_backport._rewinds import live_events
+from adk_compaction_backport._summary_writes import Snapshot, store_summary
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -81,7 +80,15 @@ async def _wait_for(tail: _Tail) -> None:
 class _SessionSlot:
     """Bookkeeping for one session while it has a turn or a compaction going."""
 
-    __slots__ = ("current", "current_loop", "last_summary", "tail", "turns", "writes")
+    __slots__ = (
+        "current",
+        "current_loop",
+        "last_summary",
+        "last_summary_from",
+        "tail",
+        "turns",
+        "writes",
+    )
 
     def __init__(self) -> None:
         self.current: Any = None
@@ -92,6 +99,8 @@ class _SessionSlot:
         # stale.
         self.writes: Optional[asyncio.Lock] = None
         self.last_summary: Any = None
+        # The first event of the conversation it summarizes (its incarnation).
+        self.last_summary_from: Optional[str] = None
         # Resolved when the newest compaction has finished, with the loop it
         # runs on. A thread-safe future: sync ``Runner.run`` gives every turn
         # its own event loop.
@@ -119,37 +128,32 @@ def running_loop() -> Optional[asyncio.AbstractEventLoop]:
         return None
 
 
-def _covers(stored_events: List[Any], summary: Any) -> bool:
-    """Whether storage already holds a summary reaching as far as ``summary``."""
-    end = end_timestamp(summary)
-    if end is None:
-        return False
-    return any(
-        (end_timestamp(e) or 0.0) >= end - TIMESTAMP_SLACK for e in stored_events
-    )
-
-
 class _SummaryWriter:
     """Stands in for the session service inside upstream's compaction function.
 
     Upstream calls ``append_event(session=<its session>, event=summary)``; the
-    write goes through the session's current reference instead.
+    write goes where ``_summary_writes`` allows, through the session's current
+    reference or a fresh read.
     """
 
     def __init__(
-        self, coordinator: Coordinator, slot: _SessionSlot, service: Any, origin: Any
+        self,
+        coordinator: Coordinator,
+        slot: _SessionSlot,
+        service: Any,
+        snapshot: Snapshot,
     ) -> None:
         self._coordinator = coordinator
         self._slot = slot
         self._service = service
-        self._origin = origin
+        self._snapshot = snapshot
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._service, name)
 
     async def append_event(self, session: Any, event: Any) -> Any:
         return await self._coordinator._write_summary(
-            self._slot, self._service, self._origin, event
+            self._slot, self._service, self._snapshot, event
         )
 
 
@@ -161,22 +165,11 @@ class Coordinator:
         self._slots: Dict[Hashable, _SessionSlot] = {}
         self._tasks: Dict[asyncio.Task, SessionKey] = {}
         self._is_stale: Callable[[BaseException], bool] = _never_stale
-        self._check_storage_first = False
         self.time_limit = _time_limit_from_environment()
 
-    def configure(
-        self,
-        is_stale_error: Callable[[BaseException], bool],
-        stale_writes_reload: bool = False,
-    ) -> None:
-        """Tell the coordinator how this release treats a stale-session write.
-
-        ``stale_writes_reload``: the release reloads a stale ``Session`` and
-        writes anyway (1.24-1.27), so a summary that another process already
-        covered would never be refused; storage is checked before writing.
-        """
+    def configure(self, is_stale_error: Callable[[BaseException], bool]) -> None:
+        """Tell the coordinator how this release words a stale-session write."""
         self._is_stale = is_stale_error
-        self._check_storage_first = stale_writes_reload
 
     # -- turns ---------------------------------------------------------------
 
@@ -268,8 +261,9 @@ class Coordinator:
     ) -> None:
         if previous is not None:
             await _wait_for(previous)
-        view = session.model_copy(update={"events": self._window_events(slot, session)})
-        writer = _SummaryWriter(self, slot, service, session)
+        given = self._window_events(slot, session)
+        view = session.model_copy(update={"events": given})
+        writer = _SummaryWriter(self, slot, service, Snapshot.of(session, given))
         try:
             await asyncio.wait_for(compact(app, view, writer), self.time_limit)
         except asyncio.TimeoutError:
@@ -292,126 +286,43 @@ class Coordinator:
 
     @staticmethod
     def _window_events(slot: _SessionSlot, session: Any) -> List[Any]:
-        """The events the turn saw, plus the summary that landed after it loaded."""
-        events = list(session.events)
+        """The live events the turn saw, plus the summary that landed after it.
+
+        Rewound events are left out on every release: a summary of them would
+        bring them back into the prompt (upstream leaves them out from 2.5). A
+        summary that landed in another incarnation of the session (deleted and
+        created again) is not this conversation's.
+        """
+        events = live_events(session.events)
         landed = slot.last_summary
-        if landed is not None and all(e.id != landed.id for e in events):
+        stored_ids = {e.id for e in session.events}
+        if (
+            landed is not None
+            and landed.id not in stored_ids
+            and slot.last_summary_from in stored_ids
+        ):
             newest_seen = max((end_timestamp(e) or 0.0 for e in events), default=0.0)
             if (end_timestamp(landed) or 0.0) > newest_seen:
                 events.append(landed)
         return [widened(e) for e in events]
 
     async def _write_summary(
-        self, slot: _SessionSlot, service: Any, origin: Any, event: Any
+        self, slot: _SessionSlot, service: Any, snapshot: Snapshot, event: Any
     ) -> Any:
-        if self._check_storage_first and await self._already_covered(
-            service, origin, event
+        def current() -> Any:
+            return slot.current if slot.current_loop is running_loop() else None
+
+        if await store_summary(
+            service,
+            snapshot,
+            event,
+            current,
+            lambda session: self.writing_through(service, session),
+            self._is_stale,
         ):
-            return event
-        try:
-            written = await self._write_through_current(slot, service, event) or (
-                await self._write_through_fresh_read(service, origin, event)
-            )
-        except Exception as error:
-            if self._is_stale(error):
-                logger.warning(
-                    "the summary of session %s was dropped: other writers kept "
-                    "changing the session while it was written; a later "
-                    "compaction covers its invocations",
-                    origin.id,
-                )
-                written = False
-            else:
-                written = await self._retry_refused_write(
-                    service, origin, event, repr(error)
-                )
-        if written:
             slot.last_summary = event
+            slot.last_summary_from = snapshot.first_event_id
         return event
-
-    async def _already_covered(self, service: Any, origin: Any, event: Any) -> bool:
-        return await self._fresh_unless_redundant(service, origin, event) is None
-
-    async def _fresh_unless_redundant(
-        self, service: Any, origin: Any, event: Any
-    ) -> Any:
-        """The session read again, or None (logged) if ``event`` need not be stored."""
-        fresh = await service.get_session(
-            app_name=origin.app_name, user_id=origin.user_id, session_id=origin.id
-        )
-        if fresh is None:
-            logger.warning("session %s is gone; its summary was dropped", origin.id)
-            return None
-        if _covers(fresh.events, event):
-            logger.warning(
-                "session %s already stores a summary reaching as far; dropped ours",
-                origin.id,
-            )
-            return None
-        return fresh
-
-    async def _retry_refused_write(
-        self, service: Any, origin: Any, event: Any, error: str
-    ) -> bool:
-        """The database refused the summary (or its answer was lost): once more.
-
-        The retry reads the session again, so a summary whose commit did land
-        is recognised and not stored twice. A turn's events are never at stake.
-        """
-        logger.warning(
-            "storing the summary of session %s failed (%s); retrying once on a "
-            "fresh read",
-            origin.id,
-            error,
-        )
-        try:
-            return await self._write_through_fresh_read(service, origin, event)
-        except Exception:
-            logger.warning(
-                "the summary of session %s was dropped: the database refused it "
-                "twice. The session's turns are not affected; a later compaction "
-                "covers its invocations.",
-                origin.id,
-                exc_info=True,
-            )
-            return False
-
-    async def _write_through_current(
-        self, slot: _SessionSlot, service: Any, event: Any
-    ) -> bool:
-        """Write through the newest turn's ``Session``, if it runs on this loop.
-
-        A turn on another loop (sync ``Runner.run`` gives each turn a thread of
-        its own) may be writing through that object at this very moment.
-        """
-        if slot.current is None or slot.current_loop is not running_loop():
-            return False
-        current = slot.current
-        try:
-            async with self.writing_through(service, current):
-                await service.append_event(session=current, event=event)
-        except Exception as error:
-            if not self._is_stale(error):
-                raise
-            return False  # overtaken by a writer we do not coordinate
-        return True
-
-    async def _write_through_fresh_read(
-        self, service: Any, origin: Any, event: Any, attempts: int = 3
-    ) -> bool:
-        """Read the session again and write; drop the summary if it is redundant."""
-        for attempt in range(1, attempts + 1):
-            fresh = await self._fresh_unless_redundant(service, origin, event)
-            if fresh is None:
-                return False
-            try:
-                await service.append_event(session=fresh, event=event)
-            except Exception as error:
-                if not self._is_stale(error) or attempt == attempts:
-                    raise
-                continue
-            return True
-        return False
 
     def _finished(
         self,

@@ -2,8 +2,10 @@
 
 No stale error reaches anyone, but a summary computed on a session read before
 the previous summary landed covers the wrong invocations, or the same ones
-twice. Single flight and the shared session fix that; the model's context of
-1.24 drops a late summary's neighbours (upstream places them from 1.25).
+twice. Single flight and the shared session fix that, and every summary write
+checks storage first, so one that another process stored is not repeated. The
+model's context of 1.24 drops a late summary's neighbours (upstream places
+them from 1.25).
 """
 
 from __future__ import annotations
@@ -24,11 +26,7 @@ from adk_compaction_backport.families._common import (
     track_turn,
 )
 
-__all__ = ["STALE_WRITES_RELOAD", "is_stale_error", "patches"]
-
-# Upstream reloads a stale ``Session`` and writes anyway: the coordinator
-# checks storage for a covering summary before it writes one.
-STALE_WRITES_RELOAD = True
+__all__ = ["is_stale_error", "patches"]
 
 
 def patches() -> List[Patch]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncGenerator, List, Optional
+import time
+from typing import Any, AsyncGenerator, Dict, List, Optional
 
 from google.adk.agents import LlmAgent
 from google.adk.apps.app import App, EventsCompactionConfig
@@ -36,6 +37,15 @@ def _last_user_text(llm_request: Any) -> str:
     return ""
 
 
+def _texts(llm_request: Any) -> List[str]:
+    return [
+        part.text
+        for content in llm_request.contents or []
+        for part in content.parts or []
+        if part.text
+    ]
+
+
 class EchoModel(BaseLlm):
     """The agent's model: answers ``reply to <last user text>``."""
 
@@ -47,14 +57,7 @@ class EchoModel(BaseLlm):
     async def generate_content_async(
         self, llm_request: Any, stream: bool = False
     ) -> AsyncGenerator[LlmResponse, None]:
-        self.transcript.append(
-            [
-                p.text
-                for c in llm_request.contents or []
-                for p in c.parts or []
-                if p.text
-            ]
-        )
+        self.transcript.append(_texts(llm_request))
         if self.delay:
             await asyncio.sleep(self.delay)
         yield _response(REPLY_PREFIX + _last_user_text(llm_request))
@@ -67,10 +70,16 @@ class SummarizerControl:
     the test releases it: races are staged, not hoped for.
     """
 
-    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+    def __init__(
+        self, delay: float = 0.0, fail: bool = False, echo: bool = False
+    ) -> None:
         self.delay = delay
         self.fail = fail
+        # Quote what was summarized: a test can then tell where its text goes.
+        self.echo = echo
         self.calls = 0
+        self.answered: Dict[int, float] = {}
+        """``perf_counter()`` when summary #N was handed back, by N."""
         self.gate: Optional[asyncio.Event] = None
         self._called: Optional[asyncio.Event] = None
 
@@ -109,7 +118,11 @@ class SummaryModel(BaseLlm):
         self, llm_request: Any, stream: bool = False
     ) -> AsyncGenerator[LlmResponse, None]:
         number = await self.control.enter()
-        yield _response(f"summary #{number}")
+        text = f"summary #{number}"
+        if self.control.echo:
+            text += " of: " + " | ".join(_texts(llm_request))
+        self.control.answered[number] = time.perf_counter()
+        yield _response(text)
 
 
 def make_app(

@@ -72,6 +72,8 @@ class Report:
     """Seconds from message sent to final reply, one per turn that got one."""
     stream_latencies: List[float] = field(default_factory=list)
     """Seconds from message sent to the end of the turn's stream."""
+    summary_write_latencies: List[float] = field(default_factory=list)
+    """Seconds from the summarizer's answer to its summary stored."""
 
     @property
     def user_messages_lost(self) -> int:
@@ -131,6 +133,38 @@ class _TurnClock:
     def stream_end(self) -> None:
         self.final_reply()  # a stream that ended without one: its end is the reply
         self._report.stream_latencies.append(time.perf_counter() - self._sent)
+
+
+def _time_summary_writes(
+    service: Any, control: SummarizerControl, report: Report
+) -> None:
+    """Record how long each summary takes from its summarizer to storage.
+
+    Wraps this one service object, so the released, patched and packaged sides
+    are timed alike: whoever writes the summary goes through it.
+    """
+    append_event = service.append_event
+
+    async def timed_append_event(session: Any, event: Any) -> Any:
+        stored = await append_event(session=session, event=event)
+        number = _summary_number(event)
+        answered = control.answered.get(number) if number is not None else None
+        if answered is not None:
+            report.summary_write_latencies.append(time.perf_counter() - answered)
+        return stored
+
+    service.append_event = timed_append_event
+
+
+def _summary_number(event: Any) -> Optional[int]:
+    """N of the fake summarizer's "summary #N", for a compaction event."""
+    compaction = getattr(getattr(event, "actions", None), "compaction", None)
+    content = getattr(compaction, "compacted_content", None)
+    text = content.parts[0].text if content is not None and content.parts else ""
+    if not text or not text.startswith("summary #"):
+        return None
+    digits = text[len("summary #") :].split(" ", 1)[0]
+    return int(digits) if digits.isdigit() else None
 
 
 def _is_final_reply(event: Any) -> bool:
@@ -284,6 +318,7 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
     service = DatabaseSessionService(db_url=db_url)
     runner = Runner(app=app, session_service=service)
     report = Report(workload=asdict(workload))
+    _time_summary_writes(service, control, report)
     errors = _ErrorLog()
     logging.getLogger().addHandler(errors)
     previous_hook = threading.excepthook

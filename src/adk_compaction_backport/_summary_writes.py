@@ -1,0 +1,176 @@
+"""May this summary be stored here, and through which ``Session``?
+
+A summary is computed from a snapshot of the session's events and written
+seconds later. By then the session may have been deleted, deleted and created
+again with the same id (a "clear chat" button), rewound, or edited by another
+process. The summary belongs only to the conversation it was made from, so
+before every write attempt storage is read once and the summary is stored only
+if that storage still holds the same conversation: the snapshot's first event,
+and every event the summary covers, in order, none of them rewound. Otherwise
+it is dropped with a warning (a later compaction covers what is still there).
+
+Then it is written through the newest turn's ``Session`` (the current
+reference), so that turn's next write is not behind storage; or, when that
+object cannot be used, through the read just made. A write refused as stale
+starts over: read, check, write.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncContextManager, Callable, List, NamedTuple, Optional
+
+from adk_compaction_backport._compaction_events import (
+    TIMESTAMP_SLACK,
+    compaction_of,
+    end_timestamp,
+)
+from adk_compaction_backport._rewinds import live_events
+
+logger = logging.getLogger("adk_compaction_backport")
+
+ATTEMPTS = 4
+"""Read-check-write rounds before a summary that keeps losing is dropped: the
+first through the current reference, three more through what was just read."""
+
+
+class Snapshot(NamedTuple):
+    """What a summary was computed from: whose session, and which events."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+    first_event_id: Optional[str]
+    """The first stored event: a session created again has other events."""
+    events: List[Any]
+    """The events compaction was given (rewinds applied), in order."""
+
+    @classmethod
+    def of(cls, loaded: Any, given: List[Any]) -> Snapshot:
+        """``loaded``: the turn's ``Session``; ``given``: what compaction saw."""
+        first = loaded.events[0].id if loaded.events else None
+        return cls(loaded.app_name, loaded.user_id, loaded.id, first, list(given))
+
+    def covered_ids(self, summary: Any) -> List[str]:
+        """The events up to the summary's end, which the target must still hold."""
+        end = end_timestamp(summary)
+        limit = float("inf") if end is None else end + TIMESTAMP_SLACK
+        return [
+            event.id
+            for event in self.events
+            if compaction_of(event) is None and event.timestamp <= limit
+        ]
+
+
+def refusal(snapshot: Snapshot, summary: Any, target: Any) -> Optional[str]:
+    """Why ``summary`` may not be stored in ``target`` (a ``Session``), or None."""
+    if target is None:
+        return "the session was deleted"
+    stored_ids = [event.id for event in target.events]
+    if snapshot.first_event_id is not None and snapshot.first_event_id not in (
+        set(stored_ids)
+    ):
+        return (
+            "the session no longer holds the conversation the summary was made "
+            "from (deleted and created again with the same id, or its events "
+            "were removed)"
+        )
+    covered = snapshot.covered_ids(summary)
+    live = live_events(target.events)
+    live_ids = [event.id for event in live]
+    missing = set(covered) - set(stored_ids)
+    if missing:
+        return f"{len(missing)} event(s) it summarizes were removed from storage"
+    if set(covered) - set(live_ids):
+        return "event(s) it summarizes were rewound"
+    if not _in_order(covered, live_ids):
+        return "the events it summarizes are no longer stored in that order"
+    if _reaches_as_far(live, summary):
+        return "the session already stores a summary reaching as far"
+    return None
+
+
+def _in_order(wanted: List[str], stored: List[str]) -> bool:
+    """Whether ``wanted`` appears in ``stored`` in the same order."""
+    remaining = iter(stored)
+    return all(any(found == event_id for found in remaining) for event_id in wanted)
+
+
+def _reaches_as_far(events: List[Any], summary: Any) -> bool:
+    """Another writer (another process) already stored this summary's range."""
+    end = end_timestamp(summary)
+    if end is None:
+        return False
+    return any(
+        (end_timestamp(event) or 0.0) >= end - TIMESTAMP_SLACK for event in events
+    )
+
+
+async def store_summary(
+    service: Any,
+    snapshot: Snapshot,
+    summary: Any,
+    current: Callable[[], Optional[Any]],
+    writing_through: Callable[[Any], AsyncContextManager[Any]],
+    is_stale: Callable[[BaseException], bool],
+) -> bool:
+    """Store ``summary`` where it belongs, or drop it (logged); True if stored.
+
+    ``current()``: the newest turn's ``Session`` on this event loop, if any
+    (asked after the read: a newer turn may have started meanwhile);
+    ``writing_through(session)``: the lock to hold while writing through it.
+    Each attempt costs one read of the session.
+    """
+    refused_once = False
+    for attempt in range(ATTEMPTS):
+        stored = await service.get_session(
+            app_name=snapshot.app_name,
+            user_id=snapshot.user_id,
+            session_id=snapshot.session_id,
+        )
+        if stored is not None and any(e.id == summary.id for e in stored.events):
+            return True  # an earlier attempt committed, only its answer was lost
+        reason = refusal(snapshot, summary, stored)
+        if reason is not None:
+            _dropped(snapshot, reason)
+            return False
+        through = stored
+        newest = current() if attempt == 0 else None
+        if newest is not None and not refusal(snapshot, summary, newest):
+            through = newest  # its turn's next write then stays level with storage
+        try:
+            async with writing_through(through):
+                await service.append_event(session=through, event=summary)
+            return True
+        except Exception as error:
+            if is_stale(error):
+                continue  # another writer got there first: read and check again
+            if refused_once:
+                logger.warning(
+                    "the summary of session %s was dropped: the database refused "
+                    "it twice. The session's turns are not affected; a later "
+                    "compaction covers its invocations.",
+                    snapshot.session_id,
+                    exc_info=True,
+                )
+                return False
+            refused_once = True
+            logger.warning(
+                "storing the summary of session %s failed (%r); retrying once on "
+                "a fresh read",
+                snapshot.session_id,
+                error,
+            )
+    _dropped(snapshot, "other writers kept changing the session while it was written")
+    return False
+
+
+def _dropped(snapshot: Snapshot, reason: str) -> None:
+    logger.warning(
+        "the summary of session %s (app %s, user %s) was dropped: %s; a later "
+        "compaction covers what the session still holds",
+        snapshot.session_id,
+        snapshot.app_name,
+        snapshot.user_id,
+        reason,
+    )
