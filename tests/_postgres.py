@@ -226,19 +226,23 @@ class ThrowawayCluster:
 class Database:
     """One test's database, as SQLAlchemy URLs for either engine style.
 
-    google-adk 1.16-1.18 use a sync engine (``sqlite:///``, psycopg2); 1.19 and
-    later an async one (``sqlite+aiosqlite:///``, asyncpg). ``url("sync")`` or
-    ``url("async")`` picks the driver; ``raw`` is the driverless form.
+    google-adk 1.16-1.18 use a sync engine (``sqlite:///``, psycopg2, pymysql);
+    1.19 and later an async one (``sqlite+aiosqlite:///``, asyncpg, aiomysql).
+    ``url("sync")`` or ``url("async")`` picks the driver; ``raw`` is the
+    driverless form.
     """
 
-    kind: str  # "sqlite" or "postgresql"
-    raw: str  # a SQLite file path, or a driverless postgresql:// URL
+    kind: str  # "sqlite", "sqlite_service", "postgresql" or "mysql"
+    raw: str  # a SQLite file path, or a driverless postgresql:// or mysql:// URL
 
     def url(self, driver_style: str = "sync") -> str:
         if driver_style not in ("sync", "async"):
             raise ValueError(f"driver_style must be 'sync' or 'async': {driver_style}")
-        if self.kind == "sqlite":
+        if self.kind in ("sqlite", "sqlite_service"):
             scheme = "sqlite" if driver_style == "sync" else "sqlite+aiosqlite"
             return f"{scheme}:///{self.raw}"
+        if self.kind == "mysql":
+            driver = "pymysql" if driver_style == "sync" else "aiomysql"
+            return urlunsplit(urlsplit(self.raw)._replace(scheme=f"mysql+{driver}"))
         driver = "psycopg2" if driver_style == "sync" else "asyncpg"
         return with_driver(self.raw, driver)

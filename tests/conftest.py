@@ -3,21 +3,26 @@
 ``postgres_server_url`` (session) and ``postgres_db_url`` (per test) give
 driverless ``postgresql://user@host:port/dbname`` URLs; where the server comes
 from is explained in ``_postgres.py`` (``ADK_BACKPORT_POSTGRES_URL``).
+``mysql_server_url`` and ``mysql_db_url`` do the same for MariaDB/MySQL
+(``_mysql.py``, ``ADK_BACKPORT_MYSQL_URL``).
 
-To run a test on both back ends, take ``database``: it is parametrized by
-``database_kind`` (ids ``sqlite`` and ``postgresql``) and its
+To run a test on every back end, take ``database``: it is parametrized by
+``database_kind`` (ids ``sqlite`` and ``postgresql``, and ``mysql`` where
+``ADK_BACKPORT_DATABASES`` asks for it) and its
 ``url("sync")`` / ``url("async")`` picks the SQLAlchemy driver the google-adk
 release needs. The PostgreSQL server is started only if a test asks for it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+import _mysql
 from _postgres import (
     URL_VARIABLE,
     Database,
@@ -61,7 +66,37 @@ def postgres_db_url(postgres_server_url: str) -> Iterator[str]:
         drop_database(postgres_server_url, url)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def mysql_server_url() -> Iterator[str]:
+    """Driverless URL of a MariaDB/MySQL server, for the session (``_mysql.py``)."""
+    try:
+        yield from _mysql.server_url(on_ci())
+    except _mysql.MysqlUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def mysql_db_url(mysql_server_url: str) -> Iterator[str]:
+    """A fresh, uniquely named database for one test, dropped afterwards."""
+    url = _mysql.create_database(mysql_server_url)
+    try:
+        yield url
+    finally:
+        _mysql.drop_database(mysql_server_url, url)
+
+
+# Which back ends the ``database`` fixture covers; tox adds ``mysql`` and
+# ``sqlite_service`` (``SqliteSessionService``, 1.19+) on one release of each
+# family (``ADK_BACKPORT_DATABASES=sqlite,postgresql,mysql,sqlite_service``).
+DATABASES_VARIABLE = "ADK_BACKPORT_DATABASES"
+DATABASE_KINDS = [
+    kind.strip()
+    for kind in os.environ.get(DATABASES_VARIABLE, "sqlite,postgresql").split(",")
+    if kind.strip()
+]
+
+
+@pytest.fixture(params=DATABASE_KINDS)
 def database_kind(request: pytest.FixtureRequest) -> str:
     """Which session-service back end a test runs against."""
     return str(request.param)
@@ -74,4 +109,13 @@ def database(
     """A fresh database of ``database_kind``; see :class:`_postgres.Database`."""
     if database_kind == "sqlite":
         return Database(kind="sqlite", raw=str(tmp_path / "sessions.db"))
+    if database_kind == "mysql":
+        return Database(kind="mysql", raw=request.getfixturevalue("mysql_db_url"))
+    if database_kind == "sqlite_service":
+        if (
+            importlib.util.find_spec("google.adk.sessions.sqlite_session_service")
+            is None
+        ):
+            pytest.skip("no SqliteSessionService before google-adk 1.19")
+        return Database(kind="sqlite_service", raw=str(tmp_path / "sessions.db"))
     return Database(kind="postgresql", raw=request.getfixturevalue("postgres_db_url"))

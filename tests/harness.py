@@ -71,6 +71,31 @@ def engine_url(database: Any) -> str:
     return database.url("async" if uses_async_engine() else "sync")
 
 
+def service_class(database: Any) -> Tuple[type, dict]:
+    """The session service class for ``database`` and its constructor arguments.
+
+    ``sqlite_service``: ``SqliteSessionService`` on a file (1.19+, the default
+    of ``adk web``); ``memory``: ``InMemorySessionService``; every other kind:
+    ``DatabaseSessionService``.
+    """
+    if database.kind == "sqlite_service":
+        from google.adk.sessions.sqlite_session_service import SqliteSessionService
+
+        return SqliteSessionService, {"db_path": database.raw}
+    if database.kind == "memory":
+        from google.adk.sessions.in_memory_session_service import (
+            InMemorySessionService,
+        )
+
+        return InMemorySessionService, {}
+    return DatabaseSessionService, {"db_url": engine_url(database)}
+
+
+def session_service(database: Any) -> Any:
+    cls, arguments = service_class(database)
+    return cls(**arguments)
+
+
 class GatedEchoModel(EchoModel):
     """The agent's model, held mid-turn until the test lets it answer.
 
@@ -101,7 +126,7 @@ class Conversation:
         self.database = database
         self.control = control or SummarizerControl()
         self.app = make_app(self.control)
-        self.service = DatabaseSessionService(db_url=engine_url(database))
+        self.service = session_service(database)
         self.runner = Runner(app=self.app, session_service=self.service)
         self.session_id = session_id
         self.turns = 0

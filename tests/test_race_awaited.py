@@ -14,7 +14,6 @@ from typing import Any, Callable, Optional
 
 import pytest
 from google.adk.runners import Runner
-from google.adk.sessions.database_session_service import DatabaseSessionService
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -25,8 +24,8 @@ from harness import (
     OTHER_FAMILY,
     Conversation,
     background_work_done,
-    engine_url,
     fix_under_test,
+    service_class,
 )
 
 FAMILY = getattr(family_for(installed_adk_version()), "name", None)
@@ -61,8 +60,8 @@ def race_where(*releases: str) -> Callable[[Any], Any]:
     return lambda test: test
 
 
-class PausingService(DatabaseSessionService):
-    """Holds the next turn right after it has read the session."""
+class Pausing:
+    """Holds the next turn right after it has read the session (a mixin)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,7 +79,8 @@ class PausingService(DatabaseSessionService):
 
 async def pausing_conversation(database: Any) -> Conversation:
     chat = Conversation(database)
-    chat.service = PausingService(db_url=engine_url(database))
+    base, arguments = service_class(database)
+    chat.service = type(f"Pausing{base.__name__}", (Pausing, base), {})(**arguments)
     chat.runner = Runner(app=chat.app, session_service=chat.service)
     return await chat.start()
 
@@ -152,6 +152,27 @@ async def test_next_compaction_waits_for_the_previous_one_and_builds_on_it(datab
     tails = [await eager_turn(chat), await eager_turn(chat)]
     await chat.control.wait_for_calls(1)
     tails += [await eager_turn(chat), await eager_turn(chat)]  # compacts 2-4
+
+    gate.set()
+    await asyncio.gather(*tails)
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
+    assert chat.control.calls == 2
+
+
+@backport_only
+@race_where(">=1.19")
+@pytest.mark.asyncio
+async def test_a_new_service_and_runner_per_request_still_coordinate(database):
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    tails = [await eager_turn(chat), await eager_turn(chat)]
+    await chat.control.wait_for_calls(1)
+    # A web app that builds a fresh session service and runner per request:
+    # services on the same database (URL or SQLite file) share the bookkeeping.
+    later = Conversation(database, control=chat.control)
+    later.turns = chat.turns
+    tails += [await eager_turn(later), await eager_turn(later)]  # compacts 2-4
 
     gate.set()
     await asyncio.gather(*tails)

@@ -11,7 +11,7 @@ import pytest
 
 from adk_compaction_backport.verify.scenario import Workload, run_workload
 from adk_compaction_backport.verify.urls import uses_async_engine
-from harness import engine_url, fix_under_test
+from harness import engine_url, fix_under_test, session_service
 
 pytestmark = [
     pytest.mark.scenario,
@@ -40,7 +40,9 @@ async def test_storage_matches_a_patient_client(database, client, api):
         client=client,
         api=api,
     )
-    report = await run_workload(engine_url(database), workload)
+    report = await run_workload(
+        engine_url(database), workload, service=session_service(database)
+    )
 
     assert report.errors == []
     assert report.turns_failed == 0

@@ -41,6 +41,9 @@ def test_each_race_test_fails_without_the_fix(tmp_path):
             "-q",
             "-W",
             "ignore",
+            # Tracebacks by line: an unpatched failure deep in a recursion once
+            # crashed pytest's own source formatting (CPython 3.11's ast).
+            "--tb=line",
             f"--junitxml={report}",
             str(HERE),
         ],

@@ -29,6 +29,7 @@ DEFAULT_FUNCTIONS = (
     "google.adk.flows.llm_flows.contents:_get_contents",
     "google.adk.sessions.database_session_service:DatabaseSessionService.append_event",
     "google.adk.sessions.database_session_service:DatabaseSessionService.get_session",
+    "google.adk.sessions.sqlite_session_service:SqliteSessionService.append_event",
 )
 
 

@@ -109,9 +109,18 @@ class _SessionSlot:
 
 
 def _storage_identity(service: Any) -> Hashable:
-    """Services on the same database coordinate, even as separate objects."""
+    """Services on the same database coordinate, even as separate objects.
+
+    ``DatabaseSessionService`` names its database by engine URL,
+    ``SqliteSessionService`` (1.19+) by file path.
+    """
     url = getattr(getattr(service, "db_engine", None), "url", None)
-    return ("database", str(url)) if url is not None else ("service", id(service))
+    if url is not None:
+        return ("database", str(url))
+    path = getattr(service, "_db_path", None)
+    if isinstance(path, str) and path:
+        return ("sqlite file", os.path.realpath(path))
+    return ("service", id(service))
 
 
 def session_key(

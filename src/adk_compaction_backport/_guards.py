@@ -28,6 +28,7 @@ class FamilyGuard:
 
 _RUNNERS = "google.adk.runners"
 _DATABASE = "google.adk.sessions.database_session_service"
+_SQLITE = "google.adk.sessions.sqlite_session_service"
 _CONTENTS = "google.adk.flows.llm_flows.contents"
 _COMPACTION = "google.adk.apps.compaction"
 
@@ -101,6 +102,10 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "83dc9849cf6081d0": "1.20.0-1.21.0",
                 "1a2fadb9eff7d73c": "1.22.0-1.23.0",
             },
+            f"{_SQLITE}.SqliteSessionService.append_event": {
+                "e79b46963513ffe4": "1.19.0",
+                "f180bcc239bdb9a4": "1.20.0-1.23.0",
+            },
             f"{_CONTENTS}._process_compaction_events": {
                 "624cda87bc9ca691": "drops-late-summaries",
             },
@@ -140,6 +145,10 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "a819932d6958d656": "1.24.0-1.24.1",
                 "40f54c25097af338": "1.25.0-1.26.0",
                 "a624792f16e14c80": "1.27.0-1.27.5",
+            },
+            f"{_SQLITE}.SqliteSessionService.append_event": {
+                "f180bcc239bdb9a4": "1.24.0-1.26.0",
+                "d316e669d5f23d69": "1.27.1-1.27.5",
             },
             f"{_CONTENTS}._process_compaction_events": {
                 "624cda87bc9ca691": "drops-late-summaries",
@@ -183,6 +192,11 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "0c267da0d3f460a4": "2.4.0-2.5.0",
                 "9ff1921c746d0739": "2.6.0-2.6.3",
             },
+            f"{_SQLITE}.SqliteSessionService.append_event": {
+                "d316e669d5f23d69": "1.28.0-1.39.1",
+                "731f254ae1e2c52e": "2.2.0-2.5.0",
+                "9fef65accf8a406b": "2.6.0-2.6.3",
+            },
         },
     ),
     FamilyGuard(
@@ -214,6 +228,11 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "76003ab68dc30864": "2.7.0-2.7.1",
                 "6d80f1f0f0a66250": "2.8.0-2.9.2",
                 "0e17237201c2fef0": "2.10.0-2.13.0",
+            },
+            f"{_SQLITE}.SqliteSessionService.append_event": {
+                "032e9729bb2e0d34": "2.7.0-2.7.1",
+                "bfae39b54a67a2cd": "2.8.0-2.9.2",
+                "bf409758427858c6": "2.10.0-2.13.0",
             },
             f"{_RUNNERS}.Runner._run_post_invocation_compaction": {
                 "8f6ea550acb54f18": "2.7.0-2.11.0",

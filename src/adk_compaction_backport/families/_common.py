@@ -17,6 +17,7 @@ from adk_compaction_backport._patching import is_active
 RUNNERS = "google.adk.runners"
 COMPACTION = "google.adk.apps.compaction"
 DATABASE = "google.adk.sessions.database_session_service"
+SQLITE = "google.adk.sessions.sqlite_session_service"
 CONTENTS = "google.adk.flows.llm_flows.contents"
 COMPACTION_FN = "_run_compaction_for_sliding_window"
 

@@ -21,6 +21,7 @@ from adk_compaction_backport.families._common import (
     CONTENTS,
     DATABASE,
     RUNNERS,
+    SQLITE,
     is_stale_error,
     register_fresh_session,
     summaries_in_place,
@@ -52,5 +53,12 @@ def patches() -> List[Patch]:
             variant="dict-actions",
             optional=True,
             needs_extra=True,  # moved to ``sessions.schemas`` (and fixed) in 1.22
+        ),
+        # ``SqliteSessionService`` (what ``adk web`` uses by default) checks
+        # ``update_time``, which every append moves: the same catch-up.
+        Patch(
+            Target(SQLITE, "SqliteSessionService.append_event"),
+            catch_up_on_summaries,
+            needs_extra=True,
         ),
     ]

@@ -13,13 +13,17 @@ from __future__ import annotations
 from typing import List
 
 from adk_compaction_backport._patching import Patch, Target
-from adk_compaction_backport.families._awaited import compact_through_coordinator
+from adk_compaction_backport.families._awaited import (
+    catch_up_on_summaries,
+    compact_through_coordinator,
+)
 from adk_compaction_backport.families._common import (
     COMPACTION,
     COMPACTION_FN,
     CONTENTS,
     DATABASE,
     RUNNERS,
+    SQLITE,
     is_stale_error,
     register_fresh_session,
     summaries_in_place,
@@ -45,5 +49,12 @@ def patches() -> List[Patch]:
         # Relied on, not wrapped: it reloads a stale session instead of failing.
         Patch(
             Target(DATABASE, "DatabaseSessionService.append_event"), needs_extra=True
+        ),
+        # ``SqliteSessionService`` (what ``adk web`` uses by default) checks
+        # ``update_time``, which every append moves: the same catch-up.
+        Patch(
+            Target(SQLITE, "SqliteSessionService.append_event"),
+            catch_up_on_summaries,
+            needs_extra=True,
         ),
     ]

@@ -19,6 +19,7 @@ from adk_compaction_backport.families._common import (
     COMPACTION_FN,
     DATABASE,
     RUNNERS,
+    SQLITE,
     is_stale_error,
     register_fresh_session,
     track_turn,
@@ -40,6 +41,13 @@ def patches() -> List[Patch]:
         ),
         Patch(
             Target(DATABASE, "DatabaseSessionService.append_event"),
+            catch_up_on_summaries,
+            needs_extra=True,
+        ),
+        # ``SqliteSessionService`` (what ``adk web`` uses by default) checks
+        # ``update_time``, which every append moves: the same catch-up.
+        Patch(
+            Target(SQLITE, "SqliteSessionService.append_event"),
             catch_up_on_summaries,
             needs_extra=True,
         ),

@@ -21,6 +21,7 @@ from adk_compaction_backport.families._common import (
     COMPACTION_FN,
     DATABASE,
     RUNNERS,
+    SQLITE,
     is_stale_error,
     register_fresh_session,
     track_turn,
@@ -43,4 +44,11 @@ def patches() -> List[Patch]:
         ),
         # Relied on, not wrapped: it appends what our wrapper yields (nothing).
         Patch(Target(RUNNERS, "Runner._run_post_invocation_compaction")),
+        # ``SqliteSessionService`` (what ``adk web`` uses by default) checks
+        # ``update_time``, which every append moves: the same catch-up.
+        Patch(
+            Target(SQLITE, "SqliteSessionService.append_event"),
+            catch_up_on_summaries,
+            needs_extra=True,
+        ),
     ]

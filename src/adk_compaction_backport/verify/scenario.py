@@ -300,8 +300,14 @@ async def let_background_work_finish(timeout: float) -> Set[asyncio.Future]:
     return pending
 
 
-async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> Report:
-    """Run the workload on ``db_url`` and inspect what was stored."""
+async def run_workload(
+    db_url: str, workload: Workload, app_name: str = "", service: Any = None
+) -> Report:
+    """Run the workload on ``db_url`` and inspect what was stored.
+
+    ``service``: a session service to use instead of a ``DatabaseSessionService``
+    on ``db_url`` (e.g. a ``SqliteSessionService``).
+    """
     control = SummarizerControl(delay=workload.summarizer_delay)
     app = make_app(
         control,
@@ -315,7 +321,8 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=4 * workload.sessions + 4)
     )
-    service = DatabaseSessionService(db_url=db_url)
+    if service is None:
+        service = DatabaseSessionService(db_url=db_url)
     runner = Runner(app=app, session_service=service)
     report = Report(workload=asdict(workload))
     _time_summary_writes(service, control, report)
@@ -351,7 +358,7 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
     return report
 
 
-async def _load(service: DatabaseSessionService, app_name: str, session_id: str) -> Any:
+async def _load(service: Any, app_name: str, session_id: str) -> Any:
     return await service.get_session(
         app_name=app_name, user_id=USER_ID, session_id=session_id
     )

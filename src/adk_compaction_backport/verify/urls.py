@@ -7,8 +7,16 @@ from importlib import metadata
 from packaging.version import Version
 
 # 1.16-1.18 use a synchronous SQLAlchemy engine; 1.19 moved to an async one.
-_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_SYNC_DRIVERS = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg2",
+    "mysql": "mysql+pymysql",
+}
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "mysql": "mysql+aiomysql",
+}
 
 
 def uses_async_engine() -> bool:
@@ -16,7 +24,8 @@ def uses_async_engine() -> bool:
 
 
 def database_url(url: str) -> str:
-    """Add the right driver to a driverless ``sqlite://`` or ``postgresql://`` URL."""
+    """Add the right driver to a driverless ``sqlite://``, ``postgresql://`` or
+    ``mysql://`` URL."""
     scheme, sep, rest = url.partition("://")
     if "+" in scheme or scheme not in _SYNC_DRIVERS:
         return url
