@@ -266,8 +266,17 @@ async def let_background_work_finish(timeout: float) -> Set[asyncio.Future]:
     return pending
 
 
-async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> Report:
-    """Run the workload on ``db_url`` and inspect what was stored."""
+async def run_workload(
+    db_url: str,
+    workload: Workload,
+    app_name: str = "",
+    session_service: Optional[Any] = None,
+) -> Report:
+    """Run the workload on ``db_url`` and inspect what was stored.
+
+    ``session_service``: use this one instead of a ``DatabaseSessionService``
+    on ``db_url`` (``verify --db-url`` picks the service as ``adk web`` does).
+    """
     control = SummarizerControl(delay=workload.summarizer_delay)
     app = make_app(
         control,
@@ -281,7 +290,7 @@ async def run_workload(db_url: str, workload: Workload, app_name: str = "") -> R
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=4 * workload.sessions + 4)
     )
-    service = DatabaseSessionService(db_url=db_url)
+    service = session_service or DatabaseSessionService(db_url=db_url)
     runner = Runner(app=app, session_service=service)
     report = Report(workload=asdict(workload))
     errors = _ErrorLog()
