@@ -218,3 +218,34 @@ def test_default_storage_is_what_the_release_says(server: Server):
         assert session_db.is_file()
     else:
         assert not session_db.exists()
+
+
+def test_verify_command_checks_a_running_server(server: Server):
+    """``verify --server``: what a user runs against their own deployment."""
+    if "--session_service_uri" not in server.process.args:
+        pytest.skip("one storage kind is enough for the command's plumbing")
+    env = dict(os.environ)
+    env.pop("ADK_COMPACTION_BACKPORT_DISABLE", None)  # the client side is not patched
+    args = [sys.executable, "-m", "adk_compaction_backport", "verify"]
+    args += ["--server", server.base_url, "--agent", AGENT, "--client", "eager"]
+    args += ["--sessions", "1", "--turns", "4", "--summarizer-delay", "0.2"]
+    done = subprocess.run(
+        args,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    table = dict(
+        (line[:32].strip(), line[32:].strip())
+        for line in done.stdout.splitlines()
+        if line.startswith("  ") and line[32:].strip()
+    )
+    assert table["summaries expected"] == "2", done.stdout + done.stderr
+    assert table["turns"] == "4"
+    fixed = os.environ.get("ADK_COMPACTION_BACKPORT_DISABLE", "") in ("", "0")
+    if fixed:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert table["summaries stored"] == "2"
+        assert table["turns failed"] == "0"
