@@ -7,8 +7,8 @@ server's interpreter exactly as it would for a user. Its agents directory is
 written by the test (``verify.served_agent``: the fake models, an ``App`` with
 ``events_compaction_config`` exposed as ``app``, which every compacting
 release's agent loader serves). Storage: (a) the server's default (in memory
-on 1.16 - 1.19, ``SqliteSessionService`` at ``<agent>/.adk/session.db`` from
-the release that made local storage the default), (b) a PostgreSQL
+up to 1.20, ``SqliteSessionService`` at ``<agent>/.adk/session.db`` from
+1.21), (b) a PostgreSQL
 ``--session_service_uri``. Clients: sequential and eager (the next message at
 the final reply, the stream still open).
 
@@ -46,9 +46,9 @@ AGENT = "served_compaction"
 SESSIONS, TURNS, INTERVAL, OVERLAP = 2, 6, 2, 1
 SUMMARIZER_DELAY = 0.2
 REPLY_DELAY = 0.05
-# google-adk 1.23.0 keeps sessions in <agent>/.adk/session.db by default (the
-# releases this file runs on); 1.19.0 and earlier keep them in memory.
-LOCAL_STORAGE_DEFAULT = Version("1.23.0") <= ADK
+# get_fast_api_app keeps sessions in <agent>/.adk/session.db by default from
+# 1.21.0 (read from the wheels: 1.20.0 still builds InMemorySessionService).
+LOCAL_STORAGE_DEFAULT = Version("1.21.0") <= ADK
 # A server log line that means something went wrong. Warnings are allowed:
 # google-adk logs some for experimental features.
 BAD_LOG = re.compile(

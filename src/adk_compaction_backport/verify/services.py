@@ -3,7 +3,9 @@
 Each release decides with its own code, and this module calls that code
 rather than re-deciding: from the release that has it,
 ``google.adk.cli.utils.service_factory.create_session_service_from_options``
-(what ``get_fast_api_app`` calls); before, the service registry
+(what ``get_fast_api_app`` calls from 1.21; in 1.19 and 1.20 it is the
+registry lookup and fallback below, which that function does the same way for
+a URL); before, the service registry
 (``google.adk.cli.service_registry``, from 1.18) with ``get_fast_api_app``'s
 fallback to ``DatabaseSessionService`` for a scheme the registry does not know;
 1.16 and 1.17 hand every URL but ``agentengine://`` to
