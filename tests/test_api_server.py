@@ -188,8 +188,30 @@ def _brief(report: Report) -> str:
     return ", ".join(f"{k}={data[k]}" for k in (*keys, "summarizer_calls"))
 
 
+def _sqlite_service_covered() -> bool:
+    """Whether the package wraps ``SqliteSessionService`` (issue #14, item 1)."""
+    import google.adk.runners  # noqa: F401 - lets the start-up hook act
+
+    import adk_compaction_backport as acb
+
+    return any(".sqlite_session_service." in name for name in acb.status().patched)
+
+
 @pytest.mark.parametrize("client", ["sequential", "eager"])
-def test_real_server_keeps_every_turn_and_summary(server: Server, client: str):
+def test_real_server_keeps_every_turn_and_summary(
+    server: Server, client: str, request: pytest.FixtureRequest
+):
+    fix_on = os.environ.get("ADK_COMPACTION_BACKPORT_DISABLE", "") in ("", "0")
+    default_storage = "--session_service_uri" not in server.process.args
+    sqlite_default = default_storage and LOCAL_STORAGE_DEFAULT
+    if fix_on and sqlite_default and not _sqlite_service_covered():
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the package does not cover SqliteSessionService yet "
+                "(issue #14, item 1): 1.39.1 eager ends streams stale",
+                strict=False,
+            )
+        )
     offset = server.log_size()
     report = _run(server, client)
     log = server.log_since(offset)
