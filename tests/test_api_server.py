@@ -208,7 +208,7 @@ def test_real_server_keeps_every_turn_and_summary(
         request.applymarker(
             pytest.mark.xfail(
                 reason="the package does not cover SqliteSessionService yet "
-                "(issue #14, item 1): 1.39.1 eager ends streams stale",
+                "(issue #14, item 1; on 1.39.1 eager streams end stale)",
                 strict=False,
             )
         )
