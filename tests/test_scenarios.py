@@ -41,7 +41,7 @@ async def test_storage_matches_a_patient_client(database, client, api):
         api=api,
     )
     report = await run_workload(
-        engine_url(database), workload, service=session_service(database)
+        engine_url(database), workload, session_service=session_service(database)
     )
 
     assert report.errors == []

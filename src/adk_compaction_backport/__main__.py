@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import List, Optional
+
+DEFAULT_AGENT = "compaction_verify"  # verify.served_agent.DEFAULT_AGENT, unimported
 
 
 def doctor() -> int:
@@ -59,7 +62,38 @@ def main(argv: Optional[List[str]] = None) -> int:
         "verify", help="reproduce the race without and with the fix"
     )
     run.add_argument(
-        "--db-url", help="your own database (default: a temporary SQLite file)"
+        "--db-url",
+        help="your own database, as for `adk web --session_service_uri` "
+        "(sqlite:///x.db is SqliteSessionService where ADK maps it so); "
+        "default: a temporary SQLite file through DatabaseSessionService",
+    )
+    run.add_argument(
+        "--server",
+        metavar="URL",
+        help="run against this running `adk api_server` (e.g. http://127.0.0.1:8000)"
+        " instead of in-process",
+    )
+    run.add_argument(
+        "--agent",
+        default=DEFAULT_AGENT,
+        help="with --server: the agent (app) name (default: %(default)s)",
+    )
+    run.add_argument("--user-id", default="user", help="with --server: the user id")
+    run.add_argument(
+        "--interval",
+        default="2",
+        help="with --server: the agent's compaction_interval (default: %(default)s)",
+    )
+    run.add_argument(
+        "--overlap",
+        default="1",
+        help="with --server: the agent's overlap_size (default: %(default)s)",
+    )
+    run.add_argument(
+        "--write-agent",
+        metavar="AGENTS_DIR",
+        help="write the verify agent (fake models) into AGENTS_DIR for "
+        "`adk api_server AGENTS_DIR`, then exit",
     )
     run.add_argument(
         "--client", choices=["eager", "sequential", "both"], default="both"
@@ -74,12 +108,39 @@ def main(argv: Optional[List[str]] = None) -> int:
         return doctor()
     if args.command == "fingerprints":
         return fingerprints()
-    from adk_compaction_backport.verify.cli import verify
+    if args.write_agent:
+        from adk_compaction_backport.verify.served_agent import write_agents_dir
+
+        folder = write_agents_dir(
+            Path(args.write_agent),
+            args.agent,
+            interval=int(args.interval),
+            overlap=int(args.overlap),
+            summarizer_delay=float(args.summarizer_delay),
+            reply_delay=float(args.reply_delay),
+        )
+        print(f"wrote {folder}; serve it with: adk api_server {args.write_agent}")
+        return 0
+    from adk_compaction_backport.verify.cli import verify, verify_server
 
     clients = ["sequential", "eager"] if args.client == "both" else [args.client]
     workload = ["--sessions", args.sessions, "--turns", args.turns]
     workload += ["--summarizer-delay", args.summarizer_delay]
     workload += ["--reply-delay", args.reply_delay]
+    if args.server:
+        return verify_server(
+            args.server,
+            args.agent,
+            clients,
+            {
+                "sessions": int(args.sessions),
+                "turns": int(args.turns),
+                "interval": int(args.interval),
+                "overlap": int(args.overlap),
+                "summarizer_delay": float(args.summarizer_delay),
+            },
+            user_id=args.user_id,
+        )
     return verify(clients, args.api, args.db_url, workload)
 
 

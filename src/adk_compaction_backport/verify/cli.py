@@ -81,9 +81,10 @@ def verify(
             child_args += ["--db-url", db_url]
         before = _run_side(False, child_args)
         after = _run_side(True, child_args)
-        title = (
-            f"google-adk {installed_adk_version()}, {where}, {client} client, {api} API"
-        )
+        service = after.get("service") or before.get("service")
+        title = f"google-adk {installed_adk_version()}, {where}"
+        title += f" ({service})" if service else ""
+        title += f", {client} client, {api} API"
         print(_table(title, before, after))
         print()
         if "crashed" not in after and not after.get("applied"):
@@ -97,4 +98,71 @@ def verify(
         print("the fix did not hold in every run above")
         return 1
     print("with the fix: no failed turn, no lost message, every summary stored once")
+    return 0
+
+
+def verify_server(
+    base_url: str,
+    agent: str,
+    clients: List[str],
+    workload: Dict,
+    user_id: str = "user",
+) -> int:
+    """Run the workload against a running ``adk api_server``; one column per run.
+
+    The server's own setup is what is checked (its google-adk, its session
+    service, whether the fix is installed there). Exit status: 0 when every
+    turn and summary came through, 1 otherwise, 2 when the server cannot be
+    reached.
+    """
+    import asyncio
+
+    from adk_compaction_backport.verify.http_client import (
+        ServerNotReady,
+        run_http_workload,
+        wait_until_ready,
+    )
+    from adk_compaction_backport.verify.scenario import Workload
+
+    base_url = base_url.rstrip("/")
+    try:
+        wait_until_ready(base_url, timeout=10)
+    except ServerNotReady as error:
+        print(f"cannot reach an ADK server at {base_url}: {error}")
+        return 2
+    failures = 0
+    for client in clients:
+        report = asyncio.run(
+            run_http_workload(
+                base_url,
+                agent,
+                Workload(client=client, **workload),
+                user_id=user_id,
+            )
+        )
+        result = report.as_dict()
+        lines = [
+            f"{base_url}, agent {agent}, {client} client",
+            f"  {'':30} {'server':>12}",
+        ]
+        for label, key in ROWS:
+            if key == "summarizer_calls":
+                continue  # the summarizer runs in the server
+            lines.append(f"  {label:30} {_cell(result, key):>12}")
+        lines += [f"  {error}" for error in report.errors[:3]]
+        print("\n".join(lines))
+        print()
+        ok = (
+            report.turns_failed == 0
+            and report.user_messages_lost == 0
+            and report.summaries_stored == report.summaries_expected
+            and report.summaries_duplicated == 0
+            and report.summaries_unexpected == 0
+            and not report.errors
+        )
+        failures += 0 if ok else 1
+    if failures:
+        print("the server lost turns or summaries in a run above")
+        return 1
+    print("no failed turn, no lost message, every summary stored once")
     return 0

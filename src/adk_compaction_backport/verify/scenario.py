@@ -301,12 +301,15 @@ async def let_background_work_finish(timeout: float) -> Set[asyncio.Future]:
 
 
 async def run_workload(
-    db_url: str, workload: Workload, app_name: str = "", service: Any = None
+    db_url: str,
+    workload: Workload,
+    app_name: str = "",
+    session_service: Optional[Any] = None,
 ) -> Report:
     """Run the workload on ``db_url`` and inspect what was stored.
 
-    ``service``: a session service to use instead of a ``DatabaseSessionService``
-    on ``db_url`` (e.g. a ``SqliteSessionService``).
+    ``session_service``: use this one instead of a ``DatabaseSessionService``
+    on ``db_url`` (``verify --db-url`` picks the service as ``adk web`` does).
     """
     control = SummarizerControl(delay=workload.summarizer_delay)
     app = make_app(
@@ -321,8 +324,7 @@ async def run_workload(
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=4 * workload.sessions + 4)
     )
-    if service is None:
-        service = DatabaseSessionService(db_url=db_url)
+    service = session_service or DatabaseSessionService(db_url=db_url)
     runner = Runner(app=app, session_service=service)
     report = Report(workload=asdict(workload))
     _time_summary_writes(service, control, report)
