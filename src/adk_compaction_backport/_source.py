@@ -22,20 +22,21 @@ import hashlib
 import importlib.machinery
 import re
 import sys
-from dataclasses import dataclass
 from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-@dataclass(frozen=True)
 class Found:
     """Where a definition's text is: file, first line (decorators included)."""
 
-    module: str
-    origin: str
-    first_line: int
-    fingerprint: str
+    __slots__ = ("module", "origin", "first_line", "fingerprint")
+
+    def __init__(self, module: str, origin: str, first_line: int, fp: str) -> None:
+        self.module = module
+        self.origin = origin
+        self.first_line = first_line
+        self.fingerprint = fp
 
 
 def digest(text: str) -> str:
