@@ -102,7 +102,8 @@ def _piece(source: str, start: int, stop: int, name: str) -> Optional[Tuple[int,
     except (SyntaxError, ValueError, IndexError, AttributeError):
         return None
     top = 2 if nested else 1
-    if len(body) != 1 or not isinstance(body[0], _DEFINITIONS):
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    if len(body) != 1 or not isinstance(body[0], functions):
         return None
     node = body[0]
     if node.name != name:
