@@ -106,7 +106,9 @@ def draw_overheads(results: Dict[str, Any], out: Path) -> None:
     ):
         medians = [_zero((i.get(key) or {}).get("median")) for i in items]
         low = [m - _zero((i.get(key) or {}).get("p25")) for m, i in zip(medians, items)]
-        high = [_zero((i.get(key) or {}).get("p75")) - m for m, i in zip(medians, items)]
+        high = [
+            _zero((i.get(key) or {}).get("p75")) - m for m, i in zip(medians, items)
+        ]
         ax.bar([p + shift for p in x], medians, w, color=color, label=label)
         ax.errorbar(
             [p + shift for p in x], medians, yerr=[low, high], fmt="none", color="k"
@@ -116,7 +118,9 @@ def draw_overheads(results: Dict[str, Any], out: Path) -> None:
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(x)
     ax.set_xticklabels([f"google-adk {i['release']}" for i in items])
-    ax.set_ylim(0.9, max(1.1, *[_zero((i.get("import") or {}).get("p75")) for i in items]))
+    ax.set_ylim(
+        0.9, max(1.1, *[_zero((i.get("import") or {}).get("p75")) for i in items])
+    )
     ax.set_ylabel("CPU time with / without the package")
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title("Overheads (median, IQR; dashed: targets)", fontsize=10)

@@ -312,8 +312,7 @@ def overheads_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
         else:
             python = Envs(plan.cache, plan.venv_python).tool_python()
             subprocess.run(
-                [str(python), "-m", "bench.chart", "--overheads", str(results_json)]
-                + [str(png)],
+                [str(python), "-m", "bench.chart", "--overheads", *[results_json, png]],
                 cwd=REPO,
                 check=True,
             )

@@ -151,8 +151,7 @@ def _seconds(ratio: Optional[Dict[str, Any]]) -> str:
     if not ratio or ratio.get("with_median_s") is None:
         return "-"
     return (
-        f"{ratio['with_median_s'] * 1000:.0f} / "
-        f"{ratio['without_median_s'] * 1000:.0f}"
+        f"{ratio['with_median_s'] * 1000:.0f} / {ratio['without_median_s'] * 1000:.0f}"
     )
 
 

@@ -82,7 +82,9 @@ class _ModuleWatcher:
         exec_module = getattr(loader, "exec_module", None)
         if exec_module is None:
             return None
-        before = vars(loader).get("exec_module") if hasattr(loader, "__dict__") else None
+        before = (
+            vars(loader).get("exec_module") if hasattr(loader, "__dict__") else None
+        )
         watcher = self
 
         def exec_then_notify(module):

@@ -21,7 +21,7 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from adk_compaction_backport._source import fingerprint_in_source  # noqa: E402
+from adk_compaction_backport._source import fingerprint_in_source
 
 DEFAULT_FUNCTIONS = (
     "google.adk.runners:Runner.run_async",

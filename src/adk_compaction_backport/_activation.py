@@ -177,9 +177,7 @@ def _install_one(patch: _patching.Patch) -> Optional[_patching.Installed]:
 def _install_ready(just_loaded: Optional[str] = None) -> Optional[NotApplicable]:
     """Install the pending wrappers whose module has run; roll back on failure."""
     global _reason
-    ready = [
-        p for p in _pending if p.target.loaded() or p.target.module == just_loaded
-    ]
+    ready = [p for p in _pending if p.target.loaded() or p.target.module == just_loaded]
     try:
         for patch in ready:
             done = _install_one(patch)
@@ -201,7 +199,9 @@ def _install_ready(just_loaded: Optional[str] = None) -> Optional[NotApplicable]
 def _undo() -> List[str]:
     """Remove every wrapper, cancel the pending ones; the names left buried."""
     global _family
-    buried = [i.target.qualname for i in reversed(_installed) if not _patching.remove(i)]
+    buried = [
+        i.target.qualname for i in reversed(_installed) if not _patching.remove(i)
+    ]
     _patching.set_active(False)
     _installed.clear()
     _pending.clear()

@@ -23,7 +23,7 @@ class Releases:
     cost milliseconds there (issue #12).
     """
 
-    __slots__ = ("lowest", "below", "skipped")
+    __slots__ = ("below", "lowest", "skipped")
 
     def __init__(
         self, lowest: str, below: str, skipped: Tuple[Tuple[int, int], ...] = ()
@@ -44,7 +44,7 @@ class Releases:
 
 
 class FamilyGuard:
-    __slots__ = ("name", "releases", "adapter", "span", "fingerprints")
+    __slots__ = ("adapter", "fingerprints", "name", "releases", "span")
 
     def __init__(
         self,

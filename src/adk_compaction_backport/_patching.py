@@ -110,7 +110,7 @@ def is_ours(obj: Any) -> bool:
 
 
 class Installed:
-    __slots__ = ("target", "original", "wrapper")
+    __slots__ = ("original", "target", "wrapper")
 
     def __init__(self, target: Target, original: Any, wrapper: Any) -> None:
         self.target = target
@@ -154,7 +154,7 @@ class Patch:
     it cannot be imported, nothing in it can run, so there is nothing to patch.
     """
 
-    __slots__ = ("target", "make_wrapper", "variant", "optional", "needs_extra")
+    __slots__ = ("make_wrapper", "needs_extra", "optional", "target", "variant")
 
     def __init__(
         self,

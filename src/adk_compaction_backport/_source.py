@@ -30,7 +30,7 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 class Found:
     """Where a definition's text is: file, first line (decorators included)."""
 
-    __slots__ = ("module", "origin", "first_line", "fingerprint")
+    __slots__ = ("fingerprint", "first_line", "module", "origin")
 
     def __init__(self, module: str, origin: str, first_line: int, fp: str) -> None:
         self.module = module
@@ -68,7 +68,7 @@ def _block_end(source: str, header: int, indent: int, stop: int) -> int:
     """
     pattern = _BLOCK_ENDS.get(indent)
     if pattern is None:
-        pattern = re.compile(r"\n[ \t]{0,%d}[^ \t\r\n#)\]}]" % indent)
+        pattern = re.compile(r"\n[ \t]{0," + str(indent) + r"}[^ \t\r\n#)\]}]")
         _BLOCK_ENDS[indent] = pattern
     found = pattern.search(source, header, stop)
     return found.start() + 1 if found else stop
@@ -95,7 +95,7 @@ def _first_decorator(source: str, header: int, indent: int) -> int:
 
 def _piece(source: str, start: int, stop: int, name: str) -> Optional[Tuple[int, int]]:
     """(first, last) 1-based lines of the one definition in the piece."""
-    nested = source[start:start + 1] in (" ", "\t")  # ``if 1:`` takes the indent
+    nested = source[start : start + 1] in (" ", "\t")  # ``if 1:`` takes the indent
     try:
         tree = ast.parse(("if 1:\n" if nested else "") + source[start:stop])
         body = tree.body[0].body if nested else tree.body  # type: ignore[attr-defined]
