@@ -236,6 +236,7 @@ def _apply(strict: bool = False, just_loaded: Optional[str] = None) -> bool:
             family, adapter, chosen, found = _plan(version, just_loaded)
         except NotApplicable as error:
             _reason = str(error)
+            _hook.watch(())  # decided: nothing to wait for
             if strict:
                 raise
             return False
