@@ -87,13 +87,58 @@ def draw(results: Dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def draw_overheads(results: Dict[str, Any], out: Path) -> None:
+    """Start-up and import ratios per release, with their targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.targets import IMPORT_LIMIT, STARTUP_LIMIT
+
+    items = results["overheads"]
+    x = list(range(len(items)))
+    w = 0.38
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(items), 3.6))
+    for shift, key, color, label in (
+        (-w / 2, "startup", "#92c5de", "start-up (python -c pass)"),
+        (w / 2, "import", "#0571b0", "import google.adk.runners"),
+    ):
+        medians = [_zero((i.get(key) or {}).get("median")) for i in items]
+        low = [m - _zero((i.get(key) or {}).get("p25")) for m, i in zip(medians, items)]
+        high = [
+            _zero((i.get(key) or {}).get("p75")) - m for m, i in zip(medians, items)
+        ]
+        ax.bar([p + shift for p in x], medians, w, color=color, label=label)
+        ax.errorbar(
+            [p + shift for p in x], medians, yerr=[low, high], fmt="none", color="k"
+        )
+    ax.axhline(STARTUP_LIMIT, color="#92c5de", ls="--", lw=1)
+    ax.axhline(IMPORT_LIMIT, color="#0571b0", ls="--", lw=1)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"google-adk {i['release']}" for i in items])
+    ax.set_ylim(
+        0.9, max(1.1, *[_zero((i.get("import") or {}).get("p75")) for i in items])
+    )
+    ax.set_ylabel("CPU time with / without the package")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Overheads (median, IQR; dashed: targets)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def _zero(value: Optional[float]) -> float:
     return 0.0 if value is None else float(value)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    source, out = argv or sys.argv[1:]
-    draw(json.loads(Path(source).read_text()), Path(out))
+    args = list(argv or sys.argv[1:])
+    overheads = "--overheads" in args
+    source, out = [a for a in args if a != "--overheads"]
+    results = json.loads(Path(source).read_text())
+    (draw_overheads if overheads else draw)(results, Path(out))
     return 0
 
 

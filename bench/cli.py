@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also copy the tables into README.md (between its bench markers)",
     )
+    p.add_argument(
+        "--overheads-only",
+        action="store_true",
+        help="only start-up and import ratios per release (bare vs package venvs), "
+        "written to overheads.{json,md,png}",
+    )
     return p
 
 
@@ -222,7 +228,8 @@ def _method(plan: Plan) -> str:
         "rounds (the order flips every round), with the interquartile range of the "
         "rounds' ratios, from CPU time (user + sys), which other work on the "
         "machine disturbs much less than wall time (wall-time ratios are in "
-        f"`latest.json`). Start-up ({r.startup} rounds) and `import google.adk` "
+        f"`latest.json`). Start-up ({r.startup} rounds) and "
+        f"`import google.adk.runners` "
         f"({r.imports} rounds): {pair}. Per turn ({r.turn} rounds of {r.turn_block} "
         "sequential turns on a fresh session, SQLite, an app without compaction, "
         "the workload's reply latency set to 0): one process alternating "
@@ -274,10 +281,56 @@ def _chart(plan: Plan, results_json: Path, png: Path) -> str:
     return f"wrote {png}"
 
 
+def _run_overheads(plan: Plan) -> Dict[str, Any]:
+    """Start-up and ``import google.adk.runners`` ratios only, per release."""
+    envs = Envs(plan.cache, plan.venv_python)
+    overheads = []
+    for release in plan.releases:
+        with_pkg, bare = envs.package(release), envs.bare(release)
+        item = _overheads(plan, release, with_pkg, bare, None, False)
+        overheads.append(item)
+        print(f"bench: {release}: {report.overhead_line(item)}", file=sys.stderr)
+    return {"overheads": overheads}
+
+
+def overheads_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
+    started, load = time.perf_counter(), _load()
+    results: Dict[str, Any] = _run_overheads(plan)
+    results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    results_json = plan.out / "overheads.json"
+    results_json.write_text(json.dumps(results, indent=1) + "\n")
+    text = report.overheads_body(results)
+    (plan.out / "overheads.md").write_text("# Overheads\n\n" + text)
+    print(f"bench: wrote {plan.out / 'overheads.md'}", file=sys.stderr)
+    if plan.chart:
+        png = plan.out / "overheads.png"
+        if importlib.util.find_spec("matplotlib") is not None:
+            from bench.chart import draw_overheads
+
+            draw_overheads(results, png)
+        else:
+            python = Envs(plan.cache, plan.venv_python).tool_python()
+            subprocess.run(
+                [str(python), "-m", "bench.chart", "--overheads", *[results_json, png]],
+                cwd=REPO,
+                check=True,
+            )
+        print(f"bench: wrote {png}", file=sys.stderr)
+    if write_readme:
+        done = readme.update(
+            REPO / "README.md", text, readme.OVERHEADS_START, readme.OVERHEADS_END
+        )
+        print(f"bench: {'updated' if done else 'no overhead markers in'} README.md")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     plan = _plan(args)
+    if args.overheads_only:
+        return overheads_main(plan, argv, args.readme)
     started, load = time.perf_counter(), _load()
     results: Dict[str, Any] = _run_here(plan) if plan.here else _run_venvs(plan)
     results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)

@@ -10,14 +10,19 @@ from pathlib import Path
 
 START = "<!-- bench results: start (python -m bench --readme rewrites this) -->"
 END = "<!-- bench results: end -->"
+OVERHEADS_START = (
+    "<!-- bench overheads: start (python -m bench --overheads-only --readme "
+    "rewrites this) -->"
+)
+OVERHEADS_END = "<!-- bench overheads: end -->"
 
 
-def update(readme: Path, text: str) -> bool:
+def update(readme: Path, text: str, start: str = START, end: str = END) -> bool:
     """Replace what is between the markers; False when they are missing."""
     current = readme.read_text()
-    head, found, rest = current.partition(START)
-    _, found_end, tail = rest.partition(END)
+    head, found, rest = current.partition(start)
+    _, found_end, tail = rest.partition(end)
     if not found or not found_end:
         return False
-    readme.write_text(f"{head}{START}\n{text.rstrip()}\n{END}{tail}")
+    readme.write_text(f"{head}{start}\n{text.rstrip()}\n{end}{tail}")
     return True

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 from bench.plan import SIDE_LABELS
 from bench.targets import (
     CONFIG_TARGETS,
+    IMPORT_LIMIT,
     STARTUP_LIMIT,
     TURN_COST_LIMIT,
     config_checks,
@@ -120,6 +121,7 @@ def overheads(results: Dict[str, Any]) -> List[str]:
                 ratio_text(item.get("startup")),
                 ratio_check(item.get("startup"), STARTUP_LIMIT).cell(),
                 ratio_text(item.get("import")),
+                ratio_check(item.get("import"), IMPORT_LIMIT).cell(),
                 ratio_text(turn),
                 ratio_check(turn, TURN_COST_LIMIT).cell(),
                 "applied" if status.get("applied") else "**not applied**",
@@ -129,12 +131,67 @@ def overheads(results: Dict[str, Any]) -> List[str]:
         "google-adk",
         "start-up (`python -c pass`)",
         f"start-up <= {STARTUP_LIMIT}",
-        "`import google.adk`",
+        "`import google.adk.runners`",
+        f"import <= {IMPORT_LIMIT}",
         "per turn, no compaction",
         f"per turn <= {TURN_COST_LIMIT}",
         "package during the per-turn run",
     ]
     return _table(header, rows)
+
+
+def overhead_line(item: Dict[str, Any]) -> str:
+    """One release's start-up and import ratios, for the progress log."""
+    return (
+        f"start-up {ratio_text(item.get('startup'))}, "
+        f"import {ratio_text(item.get('import'))}"
+    )
+
+
+def _seconds(ratio: Optional[Dict[str, Any]]) -> str:
+    """CPU medians with / without, in ms."""
+    if not ratio or ratio.get("with_median_s") is None:
+        return "-"
+    return (
+        f"{ratio['with_median_s'] * 1000:.0f} / {ratio['without_median_s'] * 1000:.0f}"
+    )
+
+
+def overheads_body(results: Dict[str, Any]) -> str:
+    """``--overheads-only``: start-up and import ratios per release."""
+    meta = results["meta"]
+    rows = []
+    for item in results["overheads"]:
+        wall = (item.get("import") or {}).get("wall")
+        rows.append(
+            [
+                item["release"],
+                ratio_text(item.get("startup")),
+                ratio_check(item.get("startup"), STARTUP_LIMIT).cell(),
+                ratio_text(item.get("import")),
+                _seconds(item.get("import")),
+                ratio_check(item.get("import"), IMPORT_LIMIT).cell(),
+                ratio_text(wall),
+            ]
+        )
+    header = [
+        "google-adk",
+        "start-up (`python -c pass`)",
+        f"start-up <= {STARTUP_LIMIT}",
+        "`import google.adk.runners`",
+        "import CPU ms with / without",
+        f"import <= {IMPORT_LIMIT}",
+        "import, wall-time ratio",
+    ]
+    lines = [
+        f"`{meta['command']}` on {meta['machine']}, {meta['date']}, "
+        f"{meta['duration_s']:.0f} s (load average {meta['load']}).",
+        "",
+        meta["overhead_method"].split(" Per turn")[0],
+        "",
+        *_table(header, rows),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def package_status(results: Dict[str, Any]) -> List[str]:

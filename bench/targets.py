@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 STARTUP_LIMIT = 1.01
+IMPORT_LIMIT = 1.02  # ``import google.adk.runners`` (issue #12)
 TURN_COST_LIMIT = 1.02
 LATENCY_SHARE = 0.05  # of the summarizer latency, over the no-compaction p95
 

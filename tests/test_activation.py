@@ -385,8 +385,23 @@ def test_importing_runners_applies_the_fix(adk_venv: Venv, baseline: Probe) -> N
         "from google.adk import Runner",
         "import google.adk.sessions\nimport google.adk.runners",
         f"import {PKG}\nfrom google.adk.runners import Runner",
+        "try:\n import google.adk.sessions.database_session_service\n"
+        "except ImportError:\n pass  # 2.x without SQLAlchemy (the db extra)\n"
+        "import google.adk.apps.compaction\nimport google.adk.runners",
+        "import google.adk.flows.llm_flows.contents\nimport google.adk.runners",
+        "import threading\n"
+        "t = threading.Thread(target=__import__, args=('google.adk.runners',))\n"
+        "t.start(); t.join()",
     ],
-    ids=["from-runners", "from-adk", "sessions-first", "package-first"],
+    ids=[
+        "from-runners",
+        "from-adk",
+        "sessions-first",
+        "package-first",
+        "database-and-compaction-first",
+        "contents-first",
+        "in-a-thread",
+    ],
 )
 def test_import_orders(pip_venv: Venv, baseline: Probe, prelude: str) -> None:
     assert_activated(probe(pip_venv, prelude), baseline)
@@ -484,3 +499,154 @@ def test_uninstall_removes_the_hook_files(bare_venv: Venv) -> None:
         run([bare_venv.python, "-m", "pip", "uninstall", "-y", DIST])
     assert not list(bare_venv.site.glob(f"{PKG}*"))
     assert python(bare_venv, "-c", "pass").stderr == ""
+
+
+def _modules_after(venv: Venv, prelude: str, opted_out: bool) -> set:
+    code = f"{prelude}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    done = python(venv, "-c", code, env={OPT_OUT: "1"} if opted_out else None)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "prelude",
+    ["import google.adk.runners", "import google.adk.runners\nimport google.adk"],
+)
+def test_the_package_imports_nothing_on_the_apps_behalf(
+    pip_venv: Venv, prelude: str
+) -> None:
+    """issue #12: no module the app would not have imported without us."""
+    on = _modules_after(pip_venv, prelude, opted_out=False)
+    off = _modules_after(pip_venv, prelude, opted_out=True)
+    added = {m for m in on - off if m.split(".")[0] not in (PKG, HOOK)}
+    assert not added, sorted(added)
+    assert PKG in on or not IS_CLAIMED
+
+
+LAZY = r"""
+import importlib, json, sys, threading
+import _adk_compaction_backport_hook as hook
+import adk_compaction_backport as acb
+from adk_compaction_backport import _patching
+
+def module_of(qualname):
+    return max((m for m in hook.WATCHED_MODULES if qualname.startswith(m + ".")),
+               key=len)
+
+def ours(qualname):
+    module = sys.modules.get(module_of(qualname))
+    if module is None:
+        return False
+    owner = module
+    *parents, name = qualname[len(module.__name__) + 1:].split(".")
+    for part in parents:
+        owner = getattr(owner, part)
+    return _patching.is_ours(vars(owner)[name])
+
+import google.adk.runners
+first = acb.status().as_dict()
+waiting = sorted({module_of(q) for q in first["pending"]})
+unimported = [m for m in waiting if m not in sys.modules]
+if sys.argv[1] == "revert":
+    acb.revert()
+failed = []
+
+def load():
+    for name in hook.WATCHED_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # e.g. 2.x without SQLAlchemy (the db extra)
+            failed.append(name)
+
+thread = threading.Thread(target=load)
+thread.start()
+thread.join()
+last = acb.status().as_dict()
+print("LAZY " + json.dumps({
+    "first": first, "last": last, "waiting": waiting, "unimported": unimported,
+    "ours": {q: ours(q) for q in first["patched"] + first["pending"]},
+    "watched": list(hook.watched()),
+    "failed": failed,
+}))
+"""
+
+
+def _lazy(venv: Venv, mode: str) -> Dict[str, Any]:
+    script = venv.root / "lazy_probe.py"
+    script.write_text(LAZY)
+    done = python(venv, str(script), mode)
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("LAZY ")]
+    return json.loads(line[5:])
+
+
+@pytest.mark.skipif(not IS_CLAIMED, reason="needs a google-adk release we claim")
+def test_each_wrapper_waits_for_the_app_to_import_its_module(pip_venv: Venv) -> None:
+    seen = _lazy(pip_venv, "wait")
+    first, last = seen["first"], seen["last"]
+    assert first["applied"] and first["patched"], first
+    # What waits, waits for a module that was not imported.
+    assert seen["waiting"] == seen["unimported"], seen
+    # Imported later, from another thread: installed then. Only what could
+    # not be imported at all still waits.
+    assert last["applied"], last
+    still = set(last["pending"])
+    failed = tuple(seen["failed"])
+    assert all(q.startswith(failed) for q in still), (still, failed)
+    assert set(first["patched"]) | set(first["pending"]) == set(last["patched"]) | still
+    assert all(v for q, v in seen["ours"].items() if q not in still), seen["ours"]
+    assert not any(v for q, v in seen["ours"].items() if q in still), seen["ours"]
+    assert set(seen["watched"]) == set(seen["failed"]) & set(seen["waiting"])
+
+
+@pytest.mark.skipif(not IS_CLAIMED, reason="needs a google-adk release we claim")
+def test_revert_cancels_the_wrappers_still_waiting(pip_venv: Venv) -> None:
+    seen = _lazy(pip_venv, "revert")
+    last = seen["last"]
+    assert not last["applied"] and "reverted" in last["reason"], last
+    assert last["patched"] == [] and last["pending"] == []
+    assert not any(seen["ours"].values()), seen["ours"]
+    assert seen["watched"] == []
+
+
+MODIFIED_COMPACTION = r"""
+import importlib.machinery, os, sys, tempfile
+google = importlib.machinery.PathFinder.find_spec("google")
+origin = next(
+    os.path.join(p, "adk", "apps", "compaction.py")
+    for p in google.submodule_search_locations
+    if os.path.exists(os.path.join(p, "adk", "apps"))
+)
+copy = tempfile.mkdtemp() + "/compaction.py"
+source = open(origin).read()
+name = "def _run_compaction_for_sliding_window("
+edited = source.replace(name, name + "  # edited", 1)
+assert edited != source
+open(copy, "w").write(edited)
+
+class LocallyModified:
+    def find_spec(self, name, path=None, target=None):
+        if name == "google.adk.apps.compaction":
+            return importlib.util.spec_from_file_location(name, copy)
+
+import importlib.util
+hook = [getattr(f, "_adk_compaction_backport_hook", False) for f in sys.meta_path]
+sys.meta_path.insert(hook.index(True) + 1, LocallyModified())
+import google.adk.runners
+"""
+
+
+@pytest.mark.skipif(not IS_CLAIMED, reason="needs a google-adk release we claim")
+def test_a_module_not_imported_yet_is_checked_before_anything_is_wrapped(
+    pip_venv: Venv, baseline: Probe
+) -> None:
+    """All or nothing: its source is read, not imported, and it does not match."""
+    seen = probe(pip_venv, MODIFIED_COMPACTION)
+    assert not seen.status["applied"], seen.status
+    assert "compaction._run_compaction_for_sliding_window" in seen.status["reason"]
+    assert "fingerprint mismatch" in seen.status["reason"]
+    assert seen.status["patched"] == [] and seen.status["pending"] == []
+    changed = {  # what comes from the edited copy differs by its file name
+        k: (was, now)
+        for k, (was, now) in differences(seen, baseline).items()
+        if now.startswith("<site>")
+    }
+    assert not changed, changed

@@ -134,13 +134,16 @@ def test_a_second_copy_of_the_package_does_not_patch_again(pristine, runner_clas
     # What a second copy (imported under another name) would see: our wrappers
     # in place, but none of its own bookkeeping.
     installed = list(_activation._installed)
+    pending = list(_activation._pending)
     _activation._installed.clear()
+    _activation._pending.clear()
     try:
         with pytest.raises(AlreadyPatched, match="already wrapped"):
             acb.apply(strict=True)
         assert vars(runner_class)["run_async"] is wrapper
     finally:
         _activation._installed.extend(installed)
+        _activation._pending.extend(pending)
 
 
 @claimed
@@ -187,6 +190,7 @@ def test_status_explains_itself():
         "applied",
         "reason",
         "patched",
+        "pending",
     }
 
 

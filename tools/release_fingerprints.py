@@ -3,7 +3,9 @@
 Maintainer tool: it computes, without importing google-adk, the same value as
 ``adk_compaction_backport._patching.fingerprint`` (SHA-256 of the function's
 source as ``inspect.getsource`` returns it, first 16 hex digits), so the guards
-can list every release of a family without installing each one.
+can list every release of a family without installing each one. It uses the
+package's own reader (``adk_compaction_backport._source``), the one the
+package checks releases with at run time.
 
     python tools/release_fingerprints.py DIR [DIR ...] --functions MODULE:QUALNAME ...
 
@@ -13,10 +15,13 @@ Each DIR is an unpacked wheel (the folder holding ``google/``).
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
+import sys
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from adk_compaction_backport._source import fingerprint_in_source
 
 DEFAULT_FUNCTIONS = (
     "google.adk.runners:Runner.run_async",
@@ -33,35 +38,13 @@ DEFAULT_FUNCTIONS = (
 )
 
 
-def _definitions(
-    body: Sequence[ast.stmt], prefix: str = ""
-) -> Iterator[Tuple[str, ast.AST]]:
-    for node in body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            name = prefix + node.name
-            yield name, node
-            if isinstance(node, ast.ClassDef):
-                yield from _definitions(node.body, name + ".")
-
-
-def fingerprint_in_file(path: Path, qualname: str) -> Optional[str]:
-    """What ``inspect.getsource`` would hash: decorators through the last line."""
-    source = path.read_text(encoding="utf-8")
-    for name, node in _definitions(ast.parse(source).body):
-        if name == qualname and not isinstance(node, ast.ClassDef):
-            first = min([d.lineno for d in node.decorator_list] + [node.lineno])
-            lines = source.splitlines(keepends=True)[first - 1 : node.end_lineno]
-            digest = hashlib.sha256("".join(lines).encode("utf-8"))
-            return digest.hexdigest()[:16]
-    return None
-
-
 def fingerprint(wheel_dir: Path, spec: str) -> Optional[str]:
+    """The package's own reading of the source (``_source``), from a wheel."""
     module, qualname = spec.split(":")
     path = wheel_dir.joinpath(*module.split(".")).with_suffix(".py")
     if not path.exists():
         return None
-    return fingerprint_in_file(path, qualname)
+    return fingerprint_in_source(path.read_text(encoding="utf-8"), qualname)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

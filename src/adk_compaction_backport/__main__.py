@@ -30,25 +30,27 @@ def doctor() -> int:
         print(f"why not:              {state.reason}")
     for name in state.patched:
         print(f"  wraps {name}")
+    for name in state.pending:
+        print(f"  will wrap {name} (when the app imports its module)")
     return 0
 
 
 def fingerprints() -> int:
-    """Print the fingerprints of the installed release (to refresh _guards.py)."""
+    """Print the fingerprints of the installed release (to refresh _guards.py).
+
+    Read from the source, as the package checks them: nothing is imported.
+    """
     import importlib
-    import warnings
 
-    warnings.simplefilter("ignore")
     from adk_compaction_backport import _guards
-    from adk_compaction_backport._patching import fingerprint
+    from adk_compaction_backport._source import SourceReader
 
+    reader = SourceReader()
     for family in _guards.FAMILIES:
         adapter = importlib.import_module(family.adapter)
         for patch in adapter.patches():
-            try:
-                value = fingerprint(patch.target.current())
-            except (ImportError, AttributeError, KeyError) as error:
-                value = f"missing ({error!r})"
+            found = reader.find(patch.target.module, patch.target.path)
+            value = found.fingerprint if found is not None else "missing"
             print(f"{family.name}  {patch.target.qualname}  {value}")
     return 0
 

@@ -10,20 +10,55 @@ uses to choose a patch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 
-@dataclass(frozen=True)
+class Releases:
+    """``>=lowest,<below`` minus the ``major.minor`` series in ``skipped``.
+
+    Not ``packaging.specifiers``, and plain classes rather than dataclasses:
+    this module is imported while the app imports google-adk, and both would
+    cost milliseconds there (issue #12).
+    """
+
+    __slots__ = ("below", "lowest", "skipped")
+
+    def __init__(
+        self, lowest: str, below: str, skipped: Tuple[Tuple[int, int], ...] = ()
+    ) -> None:
+        self.lowest = lowest
+        self.below = below
+        self.skipped = skipped
+
+    def contains(self, version: Version) -> bool:
+        return (
+            Version(self.lowest) <= version < Version(self.below)
+            and tuple(version.release[:2]) not in self.skipped
+        )
+
+    def __str__(self) -> str:
+        skipped = "".join(f",!={a}.{b}.*" for a, b in self.skipped)
+        return f">={self.lowest},<{self.below}{skipped}"
+
+
 class FamilyGuard:
-    name: str
-    releases: SpecifierSet
-    adapter: str
-    span: str = ""  # the releases in words, for messages
-    fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    __slots__ = ("adapter", "fingerprints", "name", "releases", "span")
+
+    def __init__(
+        self,
+        name: str,
+        releases: Releases,
+        adapter: str,
+        span: str = "",  # the releases in words, for messages
+        fingerprints: Optional[Mapping[str, Mapping[str, str]]] = None,
+    ) -> None:
+        self.name = name
+        self.releases = releases
+        self.adapter = adapter
+        self.span = span
+        self.fingerprints = fingerprints or {}
 
 
 _RUNNERS = "google.adk.runners"
@@ -36,7 +71,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
         name="1.16",
         span="1.16.0-1.18.x",
-        releases=SpecifierSet(">=1.16.0,<1.19.0"),
+        releases=Releases("1.16.0", "1.19.0"),
         adapter="adk_compaction_backport.families.v1_16",
         fingerprints={
             f"{_RUNNERS}._run_compaction_for_sliding_window": {
@@ -78,7 +113,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
         name="1.19",
         span="1.19.0-1.23.x",
-        releases=SpecifierSet(">=1.19.0,<1.24.0"),
+        releases=Releases("1.19.0", "1.24.0"),
         adapter="adk_compaction_backport.families.v1_19",
         fingerprints={
             f"{_RUNNERS}._run_compaction_for_sliding_window": {
@@ -117,7 +152,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
         name="1.24",
         span="1.24.0-1.27.x",
-        releases=SpecifierSet(">=1.24.0,<1.28.0"),
+        releases=Releases("1.24.0", "1.28.0"),
         adapter="adk_compaction_backport.families.v1_24",
         fingerprints={
             f"{_RUNNERS}._run_compaction_for_sliding_window": {
@@ -159,7 +194,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
         name="1.28",
         span="1.28.0-2.6.x except 2.0.x and 2.1.x",
-        releases=SpecifierSet(">=1.28.0,<2.7.0,!=2.0.*,!=2.1.*"),
+        releases=Releases("1.28.0", "2.7.0", ((2, 0), (2, 1))),
         adapter="adk_compaction_backport.families.v1_28",
         fingerprints={
             f"{_RUNNERS}._run_compaction_for_sliding_window": {
@@ -202,7 +237,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
     FamilyGuard(
         name="2.7",
         span="2.7.0-2.13.x",
-        releases=SpecifierSet(">=2.7.0,<2.14.0"),
+        releases=Releases("2.7.0", "2.14.0"),
         adapter="adk_compaction_backport.families.v2_7",
         fingerprints={
             f"{_COMPACTION}._run_compaction_for_sliding_window": {
@@ -261,6 +296,6 @@ def family_for(version: Optional[str]) -> Optional[FamilyGuard]:
     except InvalidVersion:
         return None
     for family in FAMILIES:
-        if family.releases.contains(parsed, prereleases=True):
+        if family.releases.contains(parsed):
             return family
     return None

@@ -8,9 +8,8 @@ becomes a plain pass-through.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
-from dataclasses import dataclass
+import sys
 from typing import Any, Callable, Optional
 
 OURS = "__adk_compaction_backport__"
@@ -27,19 +26,38 @@ def set_active(active: bool) -> None:
     _active = active
 
 
-@dataclass(frozen=True)
 class Target:
-    """An attribute of google-adk: ``module`` plus a dotted ``path`` inside it."""
+    """An attribute of google-adk: ``module`` plus a dotted ``path`` inside it.
 
-    module: str
-    path: str
+    Plain classes here, not dataclasses: the package is imported while the app
+    imports google-adk, and building a dataclass costs about a millisecond.
+    """
+
+    __slots__ = ("module", "path")
+
+    def __init__(self, module: str, path: str) -> None:
+        self.module = module
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Target({self.module!r}, {self.path!r})"
 
     @property
     def qualname(self) -> str:
         return f"{self.module}.{self.path}"
 
+    def loaded(self) -> bool:
+        """Whether the module is imported and done executing (never imports it)."""
+        module = sys.modules.get(self.module)
+        spec = getattr(module, "__spec__", None)
+        return module is not None and not getattr(spec, "_initializing", False)
+
     def owner(self) -> Any:
-        owner: Any = importlib.import_module(self.module)
+        """The object holding the attribute; ``KeyError`` if not imported.
+
+        Taken from ``sys.modules``: the package never imports google-adk.
+        """
+        owner: Any = sys.modules[self.module]
         for part in self.path.split(".")[:-1]:
             owner = getattr(owner, part)
         return owner
@@ -53,8 +71,26 @@ class Target:
         return vars(self.owner())[self.attribute]
 
 
+def beneath(obj: Any) -> Any:
+    """The function beneath any wrappers (``__wrapped__``, ``__func__``)."""
+    obj = inspect.unwrap(obj)
+    return getattr(obj, "__func__", obj)
+
+
+def defined_at(obj: Any) -> Optional[tuple]:
+    """(file, first line) of the function beneath any wrappers."""
+    code = getattr(beneath(obj), "__code__", None)
+    if code is None:
+        return None
+    return code.co_filename, code.co_firstlineno
+
+
 def fingerprint(obj: Any) -> Optional[str]:
-    """A short hash of the source of the function beneath any wrappers."""
+    """A short hash of the source of the function beneath any wrappers.
+
+    ``_source`` computes the same value from a module's text without importing
+    it; this one is for an object at hand (tests, tools).
+    """
     try:
         source = inspect.getsource(inspect.unwrap(obj))
     except (OSError, TypeError):
@@ -73,15 +109,21 @@ def is_ours(obj: Any) -> bool:
     return False
 
 
-@dataclass(frozen=True)
 class Installed:
-    target: Target
-    original: Any
-    wrapper: Any
+    __slots__ = ("original", "target", "wrapper")
+
+    def __init__(self, target: Target, original: Any, wrapper: Any) -> None:
+        self.target = target
+        self.original = original
+        self.wrapper = wrapper
 
 
-def install(target: Target, make_wrapper: Callable[[Any], Any]) -> Installed:
-    original = target.current()
+def install(
+    target: Target, make_wrapper: Callable[[Any], Any], original: Any = None
+) -> Installed:
+    """Wrap ``original`` (default: what the target holds now) in its place."""
+    if original is None:
+        original = target.current()
     wrapper = make_wrapper(original)
     setattr(wrapper, OURS, True)
     setattr(target.owner(), target.attribute, wrapper)
@@ -99,7 +141,6 @@ def remove(installed: Installed) -> bool:
     return True
 
 
-@dataclass(frozen=True)
 class Patch:
     """What a family wraps: ``make_wrapper(original) -> wrapper``.
 
@@ -113,8 +154,21 @@ class Patch:
     it cannot be imported, nothing in it can run, so there is nothing to patch.
     """
 
-    target: Target
-    make_wrapper: Optional[Callable[[Any], Any]] = None
-    variant: Optional[str] = None
-    optional: bool = False
-    needs_extra: bool = False
+    __slots__ = ("make_wrapper", "needs_extra", "optional", "target", "variant")
+
+    def __init__(
+        self,
+        target: Target,
+        make_wrapper: Optional[Callable[[Any], Any]] = None,
+        variant: Optional[str] = None,
+        optional: bool = False,
+        needs_extra: bool = False,
+    ) -> None:
+        self.target = target
+        self.make_wrapper = make_wrapper
+        self.variant = variant
+        self.optional = optional
+        self.needs_extra = needs_extra
+
+    def __repr__(self) -> str:
+        return f"Patch({self.target!r}, ...)"
