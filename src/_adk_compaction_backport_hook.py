@@ -24,6 +24,7 @@ WATCHED_MODULES = (
     "google.adk.apps.compaction",
     "google.adk.flows.llm_flows.contents",
     "google.adk.sessions.database_session_service",
+    "google.adk.sessions.sqlite_session_service",
 )
 HOOK_MARK = "_adk_compaction_backport_hook"
 
