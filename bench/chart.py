@@ -87,6 +87,9 @@ def draw(results: Dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+KEYS = ("startup", "import")
+
+
 def draw_overheads(results: Dict[str, Any], out: Path) -> None:
     """Start-up and import ratios per release, with their targets."""
     import matplotlib
@@ -119,7 +122,12 @@ def draw_overheads(results: Dict[str, Any], out: Path) -> None:
     ax.set_xticks(x)
     ax.set_xticklabels([f"google-adk {i['release']}" for i in items])
     ax.set_ylim(
-        0.9, max(1.1, *[_zero((i.get("import") or {}).get("p75")) for i in items])
+        0.9,
+        max(
+            1.1,
+            *[_zero((i.get(k) or {}).get("p75")) for i in items for k in KEYS],
+        )
+        + 0.01,
     )
     ax.set_ylabel("CPU time with / without the package")
     ax.legend(fontsize=8, loc="upper left")

@@ -187,7 +187,9 @@ def overheads_body(results: Dict[str, Any]) -> str:
         f"`{meta['command']}` on {meta['machine']}, {meta['date']}, "
         f"{meta['duration_s']:.0f} s (load average {meta['load']}).",
         "",
-        meta["overhead_method"].split(" Per turn")[0],
+        meta["overhead_method"]
+        .split(" Per turn")[0]
+        .replace("`latest.json`", "`overheads.json`"),
         "",
         *_table(header, rows),
     ]
