@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
+
+from _postgres import free_port
 
 URL_VARIABLE = "ADK_BACKPORT_MYSQL_URL"
 
@@ -83,12 +84,6 @@ def drop_database(server_url: str, db_url: str) -> None:
     execute(server_url, f"DROP DATABASE IF EXISTS `{name}`")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class ThrowawayServer:
     """A private MariaDB server that lives for one test session."""
@@ -121,7 +116,7 @@ class ThrowawayServer:
         if done.returncode != 0:
             shutil.rmtree(root, ignore_errors=True)
             raise RuntimeError(f"mariadb-install-db failed:\n{done.stderr}")
-        port = _free_port()
+        port = free_port()
         with open(root / "server.log", "w") as log:  # the child keeps its copy
             process = subprocess.Popen(
                 [

@@ -84,7 +84,8 @@ def find_bindir() -> Optional[Path]:
     return max(candidates, key=major) if candidates else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -146,7 +147,7 @@ class ThrowawayCluster:
         try:
             cluster._initdb()
             for attempt in range(3):  # another process may grab the free port
-                cluster.port = _free_port()
+                cluster.port = free_port()
                 if cluster._pg_ctl_start(last=attempt == 2):
                     return cluster
         except BaseException:

@@ -21,7 +21,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Iterator, List, Optional
 import pytest
 from packaging.version import Version
 
+from _postgres import free_port
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport.verify.databases import create_database, drop_database
 from adk_compaction_backport.verify.http_client import (
@@ -65,12 +65,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     base_url: str
@@ -100,7 +94,7 @@ def _start(tmp: Path, session_service_uri: Optional[str]) -> Server:
         reply_delay=REPLY_DELAY,
         calls_file=calls_file,
     )
-    port = _free_port()
+    port = free_port()
     args = [sys.executable, "-m", "google.adk.cli", "api_server"]
     args += ["--host", "127.0.0.1", "--port", str(port)]
     if session_service_uri:

@@ -65,6 +65,12 @@ async def chat_with_summary_held(database: Any) -> tuple:
     return chat, gate
 
 
+async def delete(chat: Conversation) -> None:
+    await chat.service.delete_session(
+        app_name=chat.app.name, user_id=USER_ID, session_id=chat.session_id
+    )
+
+
 async def release(chat: Conversation, gate: asyncio.Event) -> None:
     gate.set()
     await chat.finish()  # no stream ends in an error
@@ -79,9 +85,7 @@ def removed_from(text: str, *turns: int) -> bool:
 async def test_a_session_created_again_gets_no_summary_of_the_old_one(database, caplog):
     caplog.set_level(logging.WARNING)
     chat, gate = await chat_with_summary_held(database)
-    await chat.service.delete_session(
-        app_name=chat.app.name, user_id=USER_ID, session_id=chat.session_id
-    )
+    await delete(chat)
     await chat.start()  # "clear chat": same id, a new conversation
     await chat.client_turn()  # turn 3, the new conversation's first
 
@@ -156,9 +160,7 @@ async def invocation_of(chat: Conversation, turn: int) -> str:
 async def test_a_deleted_session_gets_no_summary(database, caplog):
     caplog.set_level(logging.WARNING)
     chat, gate = await chat_with_summary_held(database)
-    await chat.service.delete_session(
-        app_name=chat.app.name, user_id=USER_ID, session_id=chat.session_id
-    )
+    await delete(chat)
     rows_left = count_event_rows(chat)  # SQLite keeps them: no foreign keys on
 
     await release(chat, gate)

@@ -144,20 +144,26 @@ async def test_a_turn_that_read_the_session_before_the_summary_landed(database):
     assert await user_messages(chat) == 3
 
 
-@race_where(">=1.19")
-@pytest.mark.asyncio
-async def test_next_compaction_waits_for_the_previous_one_and_builds_on_it(database):
-    chat = await Conversation(database).start()
-    gate = chat.control.hold()
-    tails = [await eager_turn(chat), await eager_turn(chat)]
-    await chat.control.wait_for_calls(1)
-    tails += [await eager_turn(chat), await eager_turn(chat)]  # compacts 2-4
+async def summaries_of_1_2_and_2_4(first: Conversation, then: Conversation) -> None:
+    """Turns 1-2 on ``first``; 3-4 on ``then`` while the summary of 1-2 is held."""
+    gate = first.control.hold()
+    tails = [await eager_turn(first), await eager_turn(first)]
+    await first.control.wait_for_calls(1)
+    then.turns = first.turns
+    tails += [await eager_turn(then), await eager_turn(then)]  # compacts 2-4
 
     gate.set()
     await asyncio.gather(*tails)
     await background_work_done()
-    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
-    assert chat.control.calls == 2
+    assert await first.summary_ranges() == [(1, 2), (2, 4)]
+    assert first.control.calls == 2
+
+
+@race_where(">=1.19")
+@pytest.mark.asyncio
+async def test_next_compaction_waits_for_the_previous_one_and_builds_on_it(database):
+    chat = await Conversation(database).start()
+    await summaries_of_1_2_and_2_4(chat, chat)
 
 
 @backport_only
@@ -165,20 +171,9 @@ async def test_next_compaction_waits_for_the_previous_one_and_builds_on_it(datab
 @pytest.mark.asyncio
 async def test_a_new_service_and_runner_per_request_still_coordinate(database):
     chat = await Conversation(database).start()
-    gate = chat.control.hold()
-    tails = [await eager_turn(chat), await eager_turn(chat)]
-    await chat.control.wait_for_calls(1)
     # A web app that builds a fresh session service and runner per request:
     # services on the same database (URL or SQLite file) share the bookkeeping.
-    later = Conversation(database, control=chat.control)
-    later.turns = chat.turns
-    tails += [await eager_turn(later), await eager_turn(later)]  # compacts 2-4
-
-    gate.set()
-    await asyncio.gather(*tails)
-    await background_work_done()
-    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
-    assert chat.control.calls == 2
+    await summaries_of_1_2_and_2_4(chat, Conversation(database, control=chat.control))
 
 
 @backport_only
