@@ -5,19 +5,30 @@ For every target (a folder ``patches/v<version>/`` holding ``*.patch`` files):
 
 1. download the released sdist of google-adk ``<version>`` with pip and make a
    git repository of it (one commit, "google-adk <version> released sdist");
-2. apply the series with ``git am``; every patch must apply exactly (checked
-   first with ``git apply --check --verbose``: no offsets, no fuzz, no
-   whitespace fixes);
-3. install the patched tree into a fresh virtualenv and run the test files that
-   the series adds: they must pass;
-4. install the released wheel of the same version into another virtualenv and
-   run the same test files: they must fail (pytest exit code 1, tests ran).
+2. apply the series with ``git am``, one commit per patch; every patch must
+   apply exactly (checked first with ``git apply --check --verbose``: no
+   offsets, no fuzz, no whitespace fixes);
+3. install the tree, editable, into a fresh virtualenv and check the series
+   commit by commit: the tests that a patch adds (its new ``test_*``
+   functions) fail on the commit before it (pytest exit code 1: test
+   failures, not errors of collection) and pass on its own commit, where the
+   tests of every earlier patch still pass.
+
+With ``--upstream-tests PATH`` (a google/adk-python checkout, never committed
+here) the series' tests may use upstream's test helpers (``testing_utils``,
+``conftest.py``, copied in untracked), and for 2.x targets upstream's own
+unit tests of the touched areas (UPSTREAM_SUITE) run on the released tree
+and on the fully patched one: the before/after counts and every test whose
+outcome differs are printed.
 
 Virtualenvs are made with ``uv`` when it is on PATH, else with ``venv`` + pip.
-Prints a table and exits non-zero unless every target holds.
+Prints a table and exits non-zero unless every patch holds (and, with
+``--upstream-tests``, no upstream test that passes on the release fails on
+the patched tree).
 
 Usage: python patches/verify.py [--only v1.18.0] [--keep] [--python PATH]
                                 [--jobs N] [--show-failures]
+                                [--upstream-tests PATH]
 """
 
 from __future__ import annotations
@@ -56,7 +67,42 @@ GIT_IDENTITY = [
     "-c",
     "commit.gpgsign=false",
 ]
+# Beside TEST_REQUIREMENTS, for upstream's own unit tests.
+UPSTREAM_TEST_REQUIREMENTS = [
+    "pytest-mock",
+    "pytest-xdist",
+    "anyio",
+    "hypothesis",
+    "python-dateutil",
+    "openai",
+    "anthropic",
+]
+# Upstream's unit tests of the areas the 2.x series touches (globs).
+UPSTREAM_SUITE = [
+    "tests/unittests/test_runners.py",
+    "tests/unittests/apps",
+    "tests/unittests/sessions",
+    "tests/unittests/flows/llm_flows/test_contents*.py",
+    "tests/unittests/flows/llm_flows/test_compaction_processor.py",
+]
+# Upstream's test scaffolding that a series' tests may import.
+UPSTREAM_SUPPORT = [
+    "tests/__init__.py",
+    "tests/unittests/__init__.py",
+    "tests/unittests/conftest.py",
+    "tests/unittests/testing_utils.py",
+]
 PYTEST_SUMMARY = re.compile(r"^=* ?(\d+ (passed|failed|error).*?) ?=*$")
+
+
+@dataclass
+class Step:
+    """Outcome of one patch of a series."""
+
+    patch: str
+    before: str = "-"
+    after: str = "-"
+    ok: bool = False
 
 
 @dataclass
@@ -65,8 +111,8 @@ class Result:
 
     target: str
     applies: str = "-"
-    patched: str = "-"
-    unpatched: str = "-"
+    steps: List[Step] = field(default_factory=list)
+    upstream: str = ""
     ok: bool = False
     notes: List[str] = field(default_factory=list)
 
@@ -123,15 +169,19 @@ def series_patches(series_dir: Path) -> List[Path]:
     return sorted(series_dir.glob("*.patch"))
 
 
-def series_test_files(patches: Sequence[Path]) -> List[str]:
-    """Returns the test files that the series adds or changes."""
-    files: List[str] = []
-    for patch in patches:
-        for line in patch.read_text(encoding="utf-8").splitlines():
+def patch_new_tests(patch: Path) -> List[str]:
+    """Returns the pytest node ids of the test functions a patch adds."""
+    nodes: List[str] = []
+    current: Optional[str] = None
+    for line in patch.read_text(encoding="utf-8").splitlines():
+        if line.startswith("+++ "):
             match = re.match(r"^\+\+\+ b/(tests/\S+\.py)$", line)
-            if match and match.group(1) not in files:
-                files.append(match.group(1))
-    return files
+            current = match.group(1) if match else None
+            continue
+        match = re.match(r"^\+(?:async )?def (test_\w+)\(", line)
+        if current and match:
+            nodes.append(f"{current}::{match.group(1)}")
+    return nodes
 
 
 def pip_python(preferred: Optional[str] = None) -> str:
@@ -205,8 +255,14 @@ def make_repo(sdist: Path, dest: Path, version: str) -> Path:
     return dest
 
 
-def apply_series(repo: Path, patches: Sequence[Path]) -> None:
-    """Applies the patches with git am; each must apply exactly."""
+def head(repo: Path) -> str:
+    """Returns the commit checked out in `repo`."""
+    return run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
+
+
+def apply_series(repo: Path, patches: Sequence[Path]) -> List[str]:
+    """Applies the patches with git am; returns the base and each commit."""
+    commits = [head(repo)]
     for patch in patches:
         check = run(
             ["git", "apply", "--check", "--verbose", str(patch)], cwd=repo, check=False
@@ -225,6 +281,8 @@ def apply_series(repo: Path, patches: Sequence[Path]) -> None:
         if am.returncode != 0 or am.stdout.strip():
             run(["git", "am", "--abort"], cwd=repo, check=False)
             raise VerifyError(f"git am {patch.name} failed:\n{am.stdout}")
+        commits.append(head(repo))
+    return commits
 
 
 def python_version(python: str) -> Tuple[int, int]:
@@ -305,14 +363,23 @@ def make_venv(venv: Path, python: str, requirements: Sequence[str]) -> Path:
 
 
 def run_tests(
-    venv_python: Path, cwd: Path, test_files: Sequence[str]
+    venv_python: Path, cwd: Path, test_files: Sequence[str], *extra: str
 ) -> Tuple[int, str]:
     """Runs pytest on the test files; returns (exit code, output)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     proc = run(
-        [str(venv_python), "-m", "pytest", "-p", "no:cacheprovider", "-q", *test_files],
+        [
+            str(venv_python),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *extra,
+            *test_files,
+        ],
         cwd=cwd,
         env=env,
         check=False,
@@ -335,67 +402,255 @@ def short(summary: str) -> str:
     return ", ".join(p for p in parts if "warning" not in p)
 
 
+def existing(repo: Path, nodes: Sequence[str]) -> List[str]:
+    """Keeps the node ids whose test function is in the checked-out tree."""
+    kept = []
+    for node in nodes:
+        path, name = node.split("::")
+        source = repo / path
+        if source.exists() and re.search(
+            rf"^(async )?def {name}\(", source.read_text(encoding="utf-8"), re.M
+        ):
+            kept.append(node)
+    return kept
+
+
+def checkout_code(repo: Path, commit: str, paths: Sequence[str]) -> None:
+    """Checks out `paths` of `commit` (the commit holds them, or they go)."""
+    for path in paths:
+        listed = run(["git", "ls-tree", "--name-only", commit, path], cwd=repo)
+        if listed.stdout.strip():
+            run(["git", "checkout", "-q", commit, "--", path], cwd=repo)
+        elif (repo / path).exists():
+            (repo / path).unlink()
+
+
+def copy_support(upstream: Path, repo: Path, nodes: Sequence[str]) -> None:
+    """Copies upstream's test scaffolding into `repo`, untracked."""
+    wanted = list(UPSTREAM_SUPPORT)
+    for node in nodes:
+        folder = Path(node.split("::")[0]).parent
+        while str(folder) not in ("tests", "."):
+            wanted.append(str(folder / "__init__.py"))
+            folder = folder.parent
+    for name in wanted:
+        source, target = upstream / name, repo / name
+        if source.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def needs_support(repo: Path, nodes: Sequence[str]) -> bool:
+    """Whether the series' tests import upstream's test scaffolding."""
+    files = {node.split("::")[0] for node in nodes}
+    return any(
+        "testing_utils" in (repo / name).read_text(encoding="utf-8")
+        for name in files
+        if (repo / name).exists()
+    )
+
+
+def verify_steps(
+    repo: Path,
+    venv_python: Path,
+    patches: Sequence[Path],
+    commits: Sequence[str],
+    result: Result,
+    show_failures: bool,
+) -> None:
+    """Checks the series commit by commit (fails before, passes after)."""
+    earlier: List[str] = []
+    for index, patch in enumerate(patches, start=1):
+        step = Step(patch.name.split("-", 1)[0])
+        result.steps.append(step)
+        new = patch_new_tests(patch)
+        run(["git", "checkout", "-q", commits[index]], cwd=repo)
+        if not new:
+            result.notes.append(f"{patch.name} adds no test function")
+            continue
+        code, output = run_tests(venv_python, repo, [*existing(repo, earlier), *new])
+        step.after = short(summary_line(output))
+        if code != 0:
+            result.notes.append(
+                f"{patch.name}: tests failed on its own commit (exit {code}):\n"
+                + output[-6000:]
+            )
+        changed = run(
+            [
+                "git",
+                "diff",
+                "--name-only",
+                commits[index - 1],
+                commits[index],
+                "--",
+                ".",
+                ":(exclude)tests",
+            ],
+            cwd=repo,
+        ).stdout.split()
+        checkout_code(repo, commits[index - 1], changed)
+        try:
+            code_before, output_before = run_tests(venv_python, repo, new)
+        finally:
+            checkout_code(repo, commits[index], changed)
+        step.before = short(summary_line(output_before))
+        if code_before != 1:
+            result.notes.append(
+                f"{patch.name}: its tests did not fail with test failures on"
+                f" the commit before it (exit {code_before}):\n" + output_before[-6000:]
+            )
+        elif show_failures:
+            failing = [ln for ln in output_before.splitlines() if ln.startswith("E  ")]
+            result.notes.append(
+                f"{patch.name}: failures on the commit before it:\n"
+                + "\n".join(failing[:40])
+            )
+        step.ok = code == 0 and code_before == 1
+        earlier += new
+
+
+def junit_outcomes(path: Path) -> Dict[str, str]:
+    """Reads a pytest JUnit XML report: test id -> passed/failed/error/skipped."""
+    import xml.etree.ElementTree as ElementTree  # only needed here
+
+    outcomes: Dict[str, str] = {}
+    if not path.exists():
+        return outcomes
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        kinds = {child.tag for child in case}
+        if "error" in kinds:
+            outcomes[name] = "error"
+        elif "failure" in kinds:
+            outcomes[name] = "failed"
+        elif "skipped" in kinds:
+            outcomes[name] = "skipped"
+        else:
+            outcomes[name] = "passed"
+    return outcomes
+
+
+def count(outcomes: Dict[str, str]) -> str:
+    """Summarizes outcomes, e.g. '812 passed, 3 failed'."""
+    kinds = ("passed", "failed", "error", "skipped")
+    numbers = {k: sum(1 for v in outcomes.values() if v == k) for k in kinds}
+    return ", ".join(f"{n} {k}" for k, n in numbers.items() if n)
+
+
+def run_upstream_suite(
+    upstream: Path,
+    repo: Path,
+    venv_python: Path,
+    commits: Sequence[str],
+    work: Path,
+    result: Result,
+) -> bool:
+    """Runs upstream's unit tests on the release and on the patched tree."""
+    suite_dir = work / "upstream-tests"
+    shutil.copytree(upstream / "tests", suite_dir / "tests")
+    targets = sorted(
+        {
+            str(p.relative_to(suite_dir))
+            for g in UPSTREAM_SUITE
+            for p in suite_dir.glob(g)
+        }
+    )
+    if not targets:
+        raise VerifyError(f"no upstream tests of the touched areas under {upstream}")
+    runs = {}
+    for label, commit in (("released", commits[0]), ("patched", commits[-1])):
+        run(["git", "checkout", "-q", commit], cwd=repo)
+        report = work / f"upstream-{label}.xml"
+        log(f"{result.target}: upstream's unit tests on the {label} tree")
+        run_tests(
+            venv_python,
+            suite_dir,
+            targets,
+            "-n",
+            "2",
+            "--continue-on-collection-errors",
+            # upstream's [tool.pytest] settings (its pyproject is not copied)
+            "-o",
+            "asyncio_mode=auto",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            f"--junitxml={report}",
+        )
+        runs[label] = junit_outcomes(report)
+    before, after = runs["released"], runs["patched"]
+    differ = sorted(
+        name for name in set(before) | set(after) if before.get(name) != after.get(name)
+    )
+    both = sorted(
+        name
+        for name in before
+        if before[name] in ("failed", "error") and after.get(name) == before[name]
+    )
+    result.upstream = f"released: {count(before)} | patched: {count(after)}"
+    lines = [f"upstream unit tests ({len(targets)} files): {result.upstream}"]
+    lines += [
+        f"  differs: {name}: {before.get(name, '-')} -> {after.get(name, '-')}"
+        for name in differ
+    ]
+    lines.append(f"  fail or error on both ({len(both)}):")
+    lines += [f"    {name} ({before[name]})" for name in both]
+    result.notes.append("\n".join(lines))
+    return not any(
+        before.get(name) == "passed" and after.get(name) != "passed" for name in differ
+    )
+
+
 def verify_target(
-    series_dir: Path, work: Path, python: Optional[str], show_failures: bool
+    series_dir: Path,
+    work: Path,
+    python: Optional[str],
+    show_failures: bool,
+    upstream: Optional[Path],
 ) -> Result:
     """Runs all steps for one target and returns its outcome."""
     version = series_dir.name[1:]
     result = Result(series_dir.name)
     patches = series_patches(series_dir)
-    test_files = series_test_files(patches)
     try:
         started = time.monotonic()
         log(f"{series_dir.name}: downloading the {PACKAGE} {version} sdist")
         sdist = download_sdist(version, work / "sdist", python)
         repo = make_repo(sdist, work / "src", version)
         try:
-            apply_series(repo, patches)
+            commits = apply_series(repo, patches)
         except VerifyError:
             result.applies = "no"
             raise
         result.applies = f"yes ({len(patches)})"
         interpreter = pick_python(requires_python(repo), python)
         log(f"{series_dir.name}: series applies; testing with {interpreter}")
-        if not test_files:
-            raise VerifyError("the series adds no test file under tests/")
-
-        patched_python = make_venv(
-            work / "venv-patched", interpreter, [str(repo), *TEST_REQUIREMENTS]
-        )
-        code, output = run_tests(patched_python, repo, test_files)
-        result.patched = short(summary_line(output))
-        if code != 0:
-            result.notes.append(
-                f"patched tests failed (exit {code}):\n{output[-6000:]}"
-            )
-
-        # The same test files, against the released wheel, outside the tree.
-        tests_copy = work / "tests-unpatched"
-        for name in test_files:
-            (tests_copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / name, tests_copy / name)
-        released_python = make_venv(
-            work / "venv-released",
-            interpreter,
-            ["--only-binary", PACKAGE, f"{PACKAGE}=={version}", *TEST_REQUIREMENTS],
-        )
-        code_released, output_released = run_tests(
-            released_python, tests_copy, test_files
-        )
-        result.unpatched = short(summary_line(output_released))
-        if code_released != 1:
-            result.notes.append(
-                "the released version did not fail its tests with failures"
-                f" (exit {code_released}):\n{output_released[-6000:]}"
-            )
-        elif show_failures:
-            failing = [
-                ln for ln in output_released.splitlines() if ln.startswith("E  ")
-            ]
-            result.notes.append(
-                "failures on the released version:\n" + "\n".join(failing[:40])
-            )
-        result.ok = code == 0 and code_released == 1
+        all_new = [node for patch in patches for node in patch_new_tests(patch)]
+        if not all_new:
+            raise VerifyError("the series adds no test under tests/")
+        if needs_support(repo, all_new):
+            if upstream is None:
+                raise VerifyError(
+                    "the series' tests use upstream's testing_utils: pass"
+                    " --upstream-tests PATH (a google/adk-python checkout)"
+                )
+            copy_support(upstream, repo, all_new)
+        requirements = ["-e", str(repo), *TEST_REQUIREMENTS]
+        with_suite = upstream is not None and int(version.split(".")[0]) >= 2
+        if with_suite:
+            requirements += UPSTREAM_TEST_REQUIREMENTS
+        venv_python = make_venv(work / "venv", interpreter, requirements)
+        verify_steps(repo, venv_python, patches, commits, result, show_failures)
+        result.ok = bool(result.steps) and all(step.ok for step in result.steps)
+        if with_suite:
+            assert upstream is not None
+            if not run_upstream_suite(
+                upstream, repo, venv_python, commits, work, result
+            ):
+                result.ok = False
+                result.notes.append(
+                    "an upstream test that passes on the release does not pass"
+                    " on the patched tree"
+                )
         log(f"{series_dir.name}: done in {time.monotonic() - started:.0f}s")
     except VerifyError as e:
         result.notes.append(str(e))
@@ -403,15 +658,29 @@ def verify_target(
 
 
 def print_table(results: Sequence[Result]) -> None:
-    """Prints the outcome table."""
-    header = ("target", "applies", "patched tests", "unpatched tests", "ok")
-    rows = [
-        (r.target, r.applies, r.patched, r.unpatched, "yes" if r.ok else "NO")
-        for r in results
-    ]
+    """Prints the outcome table: one row per patch."""
+    header = ("target", "applies", "patch", "before (new tests)", "after", "ok")
+    rows = []
+    for r in results:
+        if not r.steps:
+            rows.append((r.target, r.applies, "-", "-", "-", "NO"))
+        for i, step in enumerate(r.steps):
+            rows.append(
+                (
+                    r.target if i == 0 else "",
+                    r.applies if i == 0 else "",
+                    step.patch,
+                    step.before,
+                    step.after,
+                    "yes" if step.ok else "NO",
+                )
+            )
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, tuple("-" * w for w in widths), *rows):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for r in results:
+        if r.upstream:
+            print(f"{r.target} upstream unit tests: {r.upstream}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -426,11 +695,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--show-failures",
         action="store_true",
-        help="print the failing assertions of the released version",
+        help="print the failing assertions on the commit before each patch",
+    )
+    parser.add_argument(
+        "--upstream-tests",
+        type=Path,
+        default=os.environ.get("ADK_UPSTREAM_TESTS") or None,
+        metavar="PATH",
+        help="a google/adk-python checkout: its test helpers for the series'"
+        " tests, and its unit tests of the touched areas, run before and after"
+        " (default: $ADK_UPSTREAM_TESTS)",
     )
     args = parser.parse_args(argv)
     if shutil.which("git") is None:
         print("git is required", file=sys.stderr)
+        return 2
+    upstream = Path(args.upstream_tests).resolve() if args.upstream_tests else None
+    if upstream and not (upstream / "tests" / "unittests").is_dir():
+        print(f"no tests/unittests under {upstream}", file=sys.stderr)
         return 2
     try:
         targets = discover_targets(args.only)
@@ -444,7 +726,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def verify(series_dir: Path) -> Result:
         work = Path(tempfile.mkdtemp(prefix=f"adk-verify-{series_dir.name}-"))
         try:
-            return verify_target(series_dir, work, args.python, args.show_failures)
+            return verify_target(
+                series_dir, work, args.python, args.show_failures, upstream
+            )
         finally:
             if args.keep:
                 log(f"{series_dir.name}: kept {work}")
