@@ -26,7 +26,7 @@ from harness import (
 MEMORY = Database(kind="memory", raw="")
 
 pytestmark = pytest.mark.skipif(
-    fix_under_test() != "backport", reason="covers the package's own behaviour"
+    fix_under_test() == "upstream-patch", reason="covers the package's own behaviour"
 )
 
 
