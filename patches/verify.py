@@ -440,6 +440,62 @@ def copy_support(upstream: Path, repo: Path, nodes: Sequence[str]) -> None:
             shutil.copy2(source, target)
 
 
+# Where no upstream checkout is at hand (CI reaches PyPI only), the series'
+# tests import this instead of upstream's tests/unittests/testing_utils.py:
+# the two helpers they use, with upstream's names and call shapes, written
+# here (not copied). With --upstream-tests, upstream's own file is used.
+STAND_IN_TESTING_UTILS = """\
+\"\"\"Stand-in for upstream's testing_utils (patches/verify.py, untracked).\"\"\"
+
+from google.adk.models.base_llm import BaseLlm
+from google.adk.models.llm_response import LlmResponse
+from google.genai import types
+
+
+def UserContent(text):
+  return types.Content(role='user', parts=[types.Part(text=text)])
+
+
+class MockModel(BaseLlm):
+  \"\"\"Answers with the given texts in turn and records every request.\"\"\"
+
+  model: str = 'mock'
+  responses: list = []
+  requests: list = []
+  response_index: int = -1
+
+  @classmethod
+  def create(cls, responses):
+    return cls(responses=list(responses), requests=[])
+
+  async def generate_content_async(self, llm_request, stream=False):
+    self.requests.append(llm_request)
+    self.response_index += 1
+    text = self.responses[self.response_index]
+    yield LlmResponse(
+        content=types.Content(role='model', parts=[types.Part(text=text)])
+    )
+"""
+
+
+def write_stand_in_support(repo: Path, nodes: Sequence[str]) -> None:
+    """Writes the stand-in testing_utils and the packages' __init__ files."""
+    packages = {"tests", "tests/unittests"}
+    for node in nodes:
+        folder = Path(node.split("::")[0]).parent
+        while str(folder) not in ("tests", "."):
+            packages.add(str(folder))
+            folder = folder.parent
+    for package in packages:
+        init = repo / package / "__init__.py"
+        if not init.exists():
+            init.parent.mkdir(parents=True, exist_ok=True)
+            init.write_text("", encoding="utf-8")
+    target = repo / "tests" / "unittests" / "testing_utils.py"
+    if not target.exists():
+        target.write_text(STAND_IN_TESTING_UTILS, encoding="utf-8")
+
+
 def needs_support(repo: Path, nodes: Sequence[str]) -> bool:
     """Whether the series' tests import upstream's test scaffolding."""
     files = {node.split("::")[0] for node in nodes}
@@ -629,11 +685,14 @@ def verify_target(
             raise VerifyError("the series adds no test under tests/")
         if needs_support(repo, all_new):
             if upstream is None:
-                raise VerifyError(
-                    "the series' tests use upstream's testing_utils: pass"
-                    " --upstream-tests PATH (a google/adk-python checkout)"
+                log(
+                    f"{series_dir.name}: no --upstream-tests tree; the series'"
+                    " tests get a stand-in for testing_utils (MockModel,"
+                    " UserContent)"
                 )
-            copy_support(upstream, repo, all_new)
+                write_stand_in_support(repo, all_new)
+            else:
+                copy_support(upstream, repo, all_new)
         requirements = ["-e", str(repo), *TEST_REQUIREMENTS]
         with_suite = upstream is not None and int(version.split(".")[0]) >= 2
         if with_suite:

@@ -39,13 +39,6 @@ backport_only = pytest.mark.skipif(
     fix_under_test() == "upstream-patch",
     reason="covers what only the backport package does",
 )
-# The upstream series (patches/v2.13.0) reads the session under the session's
-# writer lock, so a read held open by the test would block the very writes the
-# test waits for: the interleaving cannot be staged there.
-reads_outside_the_writer_lock = pytest.mark.skipif(
-    fix_under_test() == "upstream-patch",
-    reason="the upstream series reads the session under its writer lock",
-)
 # 1.24-1.27 reload a stale session and write anyway: no stale error to keep.
 upstream_detects_conflicts = pytest.mark.skipif(
     adk_release in SpecifierSet(">=1.24,<1.28"),
@@ -121,7 +114,6 @@ async def test_eager_next_turn_neither_fails_nor_waits_for_the_summary(database)
     assert await user_messages(chat) == 3
 
 
-@reads_outside_the_writer_lock
 @race_where(">=1.19,<1.24", ">=1.28")
 @pytest.mark.asyncio
 async def test_a_turn_that_read_the_session_before_the_summary_landed(database):
@@ -214,7 +206,6 @@ async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(databa
     assert shown[-1] == "s0 turn 4"
 
 
-@reads_outside_the_writer_lock
 @upstream_detects_conflicts
 @pytest.mark.asyncio
 async def test_two_user_turns_that_conflict_still_fail(database):
