@@ -36,6 +36,10 @@ PKG = "adk_compaction_backport"
 HOOK = "_adk_compaction_backport_hook"
 OPT_OUT = "ADK_COMPACTION_BACKPORT_DISABLE"
 
+# Each test here starts fresh interpreters that import google-adk (seconds
+# each): tox runs them on one release per family and the no-op release.
+pytestmark = pytest.mark.interpreters
+
 try:
     ADK_VERSION = importlib.metadata.version("google-adk")
 except importlib.metadata.PackageNotFoundError:

@@ -33,6 +33,7 @@ PACKAGE_PARENT = str(Path(adk_compaction_backport.__file__).resolve().parents[1]
 IMPORTABLE = [p for p in sys.path if p.endswith("site-packages")] + [PACKAGE_PARENT]
 
 pytestmark = [
+    pytest.mark.interpreters,  # fresh interpreters: one release per family (tox)
     pytest.mark.skipif(
         family_for(installed_adk_version()) is None, reason="needs a claimed release"
     ),
