@@ -13,9 +13,12 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.interpreters
 def test_tiny_bench_writes_its_tables(tmp_path: Path) -> None:
     done = subprocess.run(
         [

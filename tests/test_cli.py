@@ -27,6 +27,7 @@ def run_module(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.interpreters
 def test_doctor_says_what_status_says():
     done = run_module("doctor")
     assert done.returncode == 0, done.stderr
@@ -34,6 +35,7 @@ def test_doctor_says_what_status_says():
     assert ("fix applied:          yes" in done.stdout) == CLAIMED
 
 
+@pytest.mark.interpreters
 @pytest.mark.skipif(not CLAIMED, reason="nothing to verify on an unclaimed release")
 def test_verify_shows_the_race_and_the_fix(tmp_path):
     done = run_module(
@@ -97,6 +99,7 @@ def test_db_url_picks_the_service_adk_web_would(tmp_path, postgres_db_url):
     assert type(postgres).__name__ == "DatabaseSessionService"
 
 
+@pytest.mark.interpreters
 @pytest.mark.skipif(not CLAIMED, reason="nothing to verify on an unclaimed release")
 def test_verify_names_the_session_service_it_used(tmp_path):
     done = run_module(
@@ -131,6 +134,7 @@ def test_verify_writes_an_agent_a_server_can_load(tmp_path):
     assert "adk api_server" in done.stdout
 
 
+@pytest.mark.interpreters
 def test_verify_server_says_when_nothing_answers():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
