@@ -169,6 +169,27 @@ async def test_a_new_service_and_runner_per_request_still_coordinate(database):
 
 
 @backport_only
+@pytest.mark.asyncio
+async def test_a_compaction_queued_behind_another_does_not_hold_its_stream(database):
+    # Issue #12: an eager client's stream ends no later than released
+    # google-adk's; the queued compaction lands afterwards, tracked.
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    first = await eager_turn(chat)
+    second = await eager_turn(chat)  # its summary of turns 1-2 is held
+    await chat.control.wait_for_calls(1)
+    later = [await eager_turn(chat), await eager_turn(chat)]  # queued behind it
+    await asyncio.wait_for(asyncio.gather(first, *later), timeout=10)
+    assert not second.done()  # the summarizer still holds turn 2's stream
+
+    gate.set()
+    await second
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2), (2, 4)]
+    assert chat.control.calls == 2
+
+
+@backport_only
 @race_where(">=1.19")
 @pytest.mark.asyncio
 async def test_a_reader_that_goes_away_during_compaction_still_gets_it(database):

@@ -197,6 +197,18 @@ class Coordinator:
                 slot.turns -= 1
                 self._forget_if_idle(key, slot)
 
+    def in_a_turn(self, service: Any, session: Any) -> bool:
+        """Whether a Runner turn of ``session`` is running (else: a direct call).
+
+        Outside a Runner invocation the wrappers call upstream's code as it is
+        (same writes, same yields): a test or a tool that calls compaction or
+        ``append_event`` itself sees the released behaviour.
+        """
+        key = session_key(service, session.app_name, session.user_id, session.id)
+        with self._lock:
+            slot = self._slots.get(key)
+            return slot is not None and slot.turns > 0
+
     def session_loaded(self, service: Any, session: Any) -> None:
         """A turn loaded ``session`` fresh from storage: it is now the current one."""
         key = session_key(service, session.app_name, session.user_id, session.id)
@@ -231,13 +243,30 @@ class Coordinator:
     async def compact(
         self, app: Any, session: Any, service: Any, compact: CompactFn
     ) -> None:
-        """Run ``compact`` for the turn that ended with ``session`` and wait for it.
+        """Run ``compact`` for the turn that ended with ``session``.
 
-        For releases that await compaction inside the invocation (1.19+): the
-        stream still ends after its summary, as upstream's does. If the stream's
-        reader goes away, the compaction carries on and lands all the same.
+        For releases that await compaction inside the invocation (1.19+): when
+        no earlier compaction of the session is pending, the stream ends after
+        its summary, as upstream's does (a sequential reader finds it stored).
+        One that has to wait for an earlier compaction does not hold the
+        stream: an eager client's stream ends no later than upstream's, and
+        the compaction lands afterwards, tracked (``drain()``, the time
+        limit). If the stream's reader goes away, the compaction carries on.
         """
-        await asyncio.shield(self.submit(app, session, service, compact))
+        key = session_key(service, session.app_name, session.user_id, session.id)
+        queued = self._has_pending_compaction(key)
+        task = self.submit(app, session, service, compact)
+        if not queued:
+            await asyncio.shield(task)
+
+    def _has_pending_compaction(self, key: SessionKey) -> bool:
+        with self._lock:
+            slot = self._slots.get(key)
+            return (
+                slot is not None
+                and slot.tail is not None
+                and not slot.tail.finished.done()
+            )
 
     def submit(
         self, app: Any, session: Any, service: Any, compact: CompactFn

@@ -129,6 +129,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "f64e4de028389959": "1.21.0-1.22.1",
                 "b960de10082243a0": "1.23.0",
             },
+            f"{_RUNNERS}.Runner.run": {"dc21ebd9aea2bcd1": "1.19.0-1.23.0"},
             f"{_RUNNERS}.Runner._new_invocation_context": {
                 "48664686cf5759f1": "1.19.0-1.23.0",
             },
@@ -170,6 +171,7 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "846d1fed1adb161a": "1.26.0",
                 "e58549c898a49d88": "1.27.0-1.27.5",
             },
+            f"{_RUNNERS}.Runner.run": {"dc21ebd9aea2bcd1": "1.24.0-1.27.5"},
             f"{_RUNNERS}.Runner._new_invocation_context": {
                 "48664686cf5759f1": "1.24.0-1.24.1",
                 "cda8faea9808fbe6": "1.25.0-1.25.1",
@@ -216,6 +218,11 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "b431d01e72b47149": "2.4.0",
                 "69867b46a164ea11": "2.5.0-2.6.3",
             },
+            f"{_RUNNERS}.Runner.run": {
+                "dc21ebd9aea2bcd1": "1.28.0-1.39.1",
+                "42d09d16d99f37af": "2.2.0",
+                "61f5dfda81bc042f": "2.3.0-2.6.3",
+            },
             f"{_RUNNERS}.Runner._new_invocation_context": {
                 "c2b0b28911538c16": "1.28.0-1.39.1",
                 "753f0ac7699a7045": "2.2.0-2.6.3",
@@ -252,6 +259,12 @@ FAMILIES: Tuple[FamilyGuard, ...] = (
                 "63aaa8f025f023a9": "2.11.0",
                 "50137a07a8e86f98": "2.12.0",
                 "d03504c01cd43aec": "2.13.0",
+            },
+            f"{_RUNNERS}.Runner.run": {
+                "0788a6d270fa36be": "2.7.0-2.7.1",
+                "faa637472bd89d1e": "2.8.0",
+                "5a62f62526b6f34e": "2.9.0-2.9.2",
+                "38123b2cc0dc6491": "2.10.0-2.13.0",
             },
             f"{_RUNNERS}.Runner._new_invocation_context": {
                 "0ca8053a9a13625a": "2.7.0-2.9.2",

@@ -38,14 +38,17 @@ def _writing_through(original: Callable[..., Any], options: Any) -> CompactFn:
 
 
 def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Hand the end-of-invocation compaction to the coordinator and wait for it."""
+    """Hand the end-of-invocation compaction to the coordinator.
+
+    Only inside a Runner turn: a direct call runs upstream's function as it is.
+    """
     if inspect.isasyncgenfunction(original):
 
         @functools.wraps(original)
         async def _run_compaction_for_sliding_window(
             app: Any, session: Any, session_service: Any, **options: Any
         ) -> AsyncGenerator[Any, None]:
-            if not is_active():
+            if not is_active() or not COORDINATOR.in_a_turn(session_service, session):
                 async with aclosing(
                     original(app, session, session_service, **options)
                 ) as summaries:
@@ -62,7 +65,7 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
     async def _run_compaction_for_sliding_window_(
         app: Any, session: Any, session_service: Any, **options: Any
     ) -> None:
-        if not is_active():
+        if not is_active() or not COORDINATOR.in_a_turn(session_service, session):
             return await original(app, session, session_service, **options)
         compact = _writing_through(original, options)
         await COORDINATOR.compact(app, session, session_service, compact)
@@ -72,11 +75,18 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
 
 
 def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
-    """A turn's write that only a summary made stale is retried, not failed."""
+    """A turn's write that only a summary made stale is retried, not failed.
+
+    Only inside a Runner turn of the session: a direct call is upstream's.
+    """
 
     @functools.wraps(original)
     async def append_event(self: Any, session: Any, event: Any) -> Any:
-        if not is_active() or compaction_of(event) is not None:
+        if (
+            not is_active()
+            or compaction_of(event) is not None
+            or not COORDINATOR.in_a_turn(self, session)
+        ):
             return await original(self, session=session, event=event)
         for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
             try:

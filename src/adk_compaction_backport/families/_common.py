@@ -7,7 +7,7 @@ upstream code. Family modules pick the ones their releases need.
 from __future__ import annotations
 
 import functools
-from typing import Any, AsyncGenerator, Callable, List
+from typing import Any, AsyncGenerator, Callable, Generator, List
 
 from adk_compaction_backport._compaction_events import summaries_after_their_range
 from adk_compaction_backport._compat import aclosing
@@ -116,3 +116,42 @@ def typed_actions(original: Callable[..., Any]) -> Callable[..., Any]:
         return event
 
     return to_event
+
+
+class _DrainingRunner:
+    """What upstream's sync ``Runner.run`` sees as ``self``.
+
+    Its ``run_async`` also waits for the session's compactions, so each summary
+    is stored before ``asyncio.run`` in upstream's worker thread closes the
+    loop (from 1.19 a compaction queued behind another does not hold the
+    stream, and would be cancelled there).
+    """
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+    async def run_async(self, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        runner = self._runner
+        async with aclosing(runner.run_async(**kwargs)) as events:
+            async for event in events:
+                yield event
+        await COORDINATOR.wait_for_session(
+            runner.session_service,
+            runner.app_name,
+            kwargs["user_id"],
+            kwargs["session_id"],
+        )
+
+
+def drain_before_returning(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Sync ``Runner.run`` returns once its session's summaries are stored."""
+
+    @functools.wraps(original)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        runner = _DrainingRunner(self) if is_active() else self
+        yield from original(runner, *args, **kwargs)
+
+    return run

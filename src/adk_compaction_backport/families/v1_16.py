@@ -13,7 +13,7 @@ are rebuilt as typed models (google/adk-python#3487).
 from __future__ import annotations
 
 import functools
-from typing import Any, AsyncGenerator, Callable, Generator, List
+from typing import Any, AsyncGenerator, Callable, List
 
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, running_loop
@@ -25,6 +25,7 @@ from adk_compaction_backport.families._common import (
     DATABASE,
     RUNNERS,
     compacts,
+    drain_before_returning,
     is_stale_error,
     register_fresh_session,
     summaries_in_place,
@@ -50,7 +51,7 @@ def submit_to_coordinator(original: Callable[..., Any]) -> Callable[..., Any]:
     def _run_compaction_for_sliding_window(
         app: Any, session: Any, session_service: Any
     ):
-        if not is_active():
+        if not is_active() or not COORDINATOR.in_a_turn(session_service, session):
             return original(app, session, session_service)
         COORDINATOR.submit(app, session, session_service, original)
         return _nothing_left_to_do()
@@ -98,41 +99,6 @@ def compact_when_closed_early(original: Callable[..., Any]) -> Callable[..., Any
             raise
 
     return _exec_with_plugin
-
-
-class _DrainingRunner:
-    """What upstream's sync ``Runner.run`` sees as ``self``.
-
-    Its ``run_async`` also waits for the session's compaction, so the summary is
-    stored before ``asyncio.run`` in upstream's worker thread closes the loop.
-    """
-
-    def __init__(self, runner: Any) -> None:
-        self._runner = runner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runner, name)
-
-    async def run_async(self, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        runner = self._runner
-        async with aclosing(runner.run_async(**kwargs)) as events:
-            async for event in events:
-                yield event
-        await COORDINATOR.wait_for_session(
-            runner.session_service,
-            runner.app_name,
-            kwargs["user_id"],
-            kwargs["session_id"],
-        )
-
-
-def drain_before_returning(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def run(self: Any, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
-        runner = _DrainingRunner(self) if is_active() else self
-        yield from original(runner, *args, **kwargs)
-
-    return run
 
 
 def patches() -> List[Patch]:

@@ -24,6 +24,7 @@ from adk_compaction_backport.families._common import (
     DATABASE,
     RUNNERS,
     SQLITE,
+    drain_before_returning,
     is_stale_error,
     register_fresh_session,
     summaries_in_place,
@@ -38,6 +39,7 @@ def patches() -> List[Patch]:
         Patch(Target(RUNNERS, COMPACTION_FN), compact_through_coordinator),
         Patch(Target(COMPACTION, COMPACTION_FN), compact_through_coordinator),
         Patch(Target(RUNNERS, "Runner.run_async"), track_turn),
+        Patch(Target(RUNNERS, "Runner.run"), drain_before_returning),
         Patch(
             Target(RUNNERS, "Runner._new_invocation_context"), register_fresh_session
         ),
