@@ -21,6 +21,7 @@ from bench.envs import Envs
 from bench.plan import (
     CLIENTS,
     DATABASES,
+    DEFAULT_DATABASES,
     DEFAULT_POSTGRES,
     RELEASES,
     REPO,
@@ -63,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reply-latency", type=float, default=d.reply_delay, help="s")
     p.add_argument("--releases", nargs="+", default=list(RELEASES))
     p.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
-    p.add_argument("--databases", nargs="+", default=list(DATABASES), choices=DATABASES)
+    p.add_argument(
+        "--databases", nargs="+", default=list(DEFAULT_DATABASES), choices=DATABASES
+    )
     p.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=CLIENTS)
     p.add_argument(
         "--postgres-url",

@@ -16,7 +16,10 @@ SIDE_LABELS = {
     "package": "+ package",
     "patched": "patched (patches/)",
 }
-DATABASES = ("sqlite", "postgresql")
+# ``sqlite`` and ``postgresql``: ``DatabaseSessionService``; ``sqlite_service``:
+# ``SqliteSessionService`` on a file (1.19+; not in the default run).
+DATABASES = ("sqlite", "postgresql", "sqlite_service")
+DEFAULT_DATABASES = ("sqlite", "postgresql")
 CLIENTS = ("sequential", "eager")
 RELEASES = ("1.18.0", "1.39.1", "2.13.0")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -22,6 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
+SQLITE_SERVICE = "sqlite_service"
+
 
 def _status() -> Dict[str, Any]:
     import adk_compaction_backport as acb
@@ -59,10 +61,21 @@ def _on_fresh_database(spec: Dict[str, Any], database: str, workload: Any) -> Di
     from adk_compaction_backport.verify.urls import database_url
     from bench.databases import fresh_database
 
-    with fresh_database(database, spec["postgres_url"]) as url:
+    storage = "sqlite" if database == SQLITE_SERVICE else database
+    with fresh_database(storage, spec["postgres_url"]) as url:
         app_name = f"bench_{uuid.uuid4().hex[:8]}"
-        report = asyncio.run(run_workload(database_url(url), workload, app_name))
+        service = _sqlite_service(url) if database == SQLITE_SERVICE else None
+        report = asyncio.run(
+            run_workload(database_url(url), workload, app_name, session_service=service)
+        )
     return report.as_dict()
+
+
+def _sqlite_service(url: str) -> Any:
+    """``SqliteSessionService`` (1.19+) on the file, what ``adk web`` defaults to."""
+    from google.adk.sessions.sqlite_session_service import SqliteSessionService
+
+    return SqliteSessionService(db_path=url[len("sqlite:///") :])
 
 
 def _run(spec: Dict[str, Any], run: Dict[str, str]) -> Dict[str, Any]:
