@@ -87,6 +87,17 @@ class DatabaseLocks:
         key, generation = token
         await self._run(self._statements[1], key, reconnect=False, only=generation)
 
+    async def close(self) -> None:
+        """Close the connection of the running event loop and the sync one."""
+        slot = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if slot is not None and slot.connection is not None:
+            with contextlib.suppress(Exception):
+                await slot.connection.close()
+        with self._sync.guard:
+            if self._sync.connection is not None:
+                _close_quietly(self._sync.connection.close)
+                self._sync.connection = None
+
     # -- the connection ------------------------------------------------------
 
     def _make_engine(self) -> Any:
@@ -275,3 +286,13 @@ def locks_for(service: Any) -> Any:
         if backend is None:
             backend = _REGISTRY[key] = make()
         return backend
+
+
+async def close_connections() -> None:
+    """Close this event loop's lock connections (and the sync ones): for tests
+    and orderly shut-downs; a process that just exits loses them all the same."""
+    with _REGISTRY_GUARD:
+        backends = list(_REGISTRY.values())
+    for backend in backends:
+        if isinstance(backend, DatabaseLocks):
+            await backend.close()
