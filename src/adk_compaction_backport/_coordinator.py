@@ -37,7 +37,11 @@ from typing import (
     Tuple,
 )
 
-from adk_compaction_backport._compaction_events import end_timestamp, widened
+from adk_compaction_backport._compaction_events import (
+    compaction_of,
+    end_timestamp,
+    widened,
+)
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
 from adk_compaction_backport._process_locks import session_lock
 from adk_compaction_backport._rewinds import live_events
@@ -153,6 +157,33 @@ def _landed_summaries(slot: _SessionSlot, session: Any, stored: Any) -> List[Any
         if any(e.id == first for e in stored.events):
             found.extend(e for e in live if end_timestamp(e) is not None)
     return found
+
+
+def _may_be_due(app: Any, events: List[Any]) -> bool:
+    """False only when no sliding-window summary can be due on ``events``.
+
+    Saves the lock and the read after most invocations: fewer new invocations
+    than the interval since the last summary the turn saw (a summary another
+    process stored can only leave fewer). Token-threshold compaction and
+    anything unexpected: maybe.
+    """
+    config = getattr(app, "events_compaction_config", None)
+    if config is None:
+        return False
+    interval = getattr(config, "compaction_interval", None)
+    if getattr(config, "token_threshold", None) is not None or not isinstance(
+        interval, int
+    ):
+        return True
+    last_end = next(
+        (end_timestamp(e) or 0.0 for e in reversed(events) if end_timestamp(e)), 0.0
+    )
+    new = {
+        e.invocation_id
+        for e in events
+        if e.invocation_id and compaction_of(e) is None and e.timestamp > last_end
+    }
+    return len(new) >= interval
 
 
 async def _read(service: Any, app_name: str, user_id: str, session_id: str) -> Any:
@@ -299,6 +330,9 @@ class Coordinator:
     ) -> None:
         if previous is not None:
             await _wait_for(previous)
+        if not _may_be_due(app, self._window_events(slot, session)):
+            await self._run(slot, app, session, service, compact, None)
+            return
         names = (session.app_name, session.user_id, session.id)
         # Across processes: one compaction of the session at a time, and it
         # builds on whatever summary another process stored meanwhile.
