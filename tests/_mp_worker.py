@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from typing import Any, Dict, List
 
@@ -25,6 +26,7 @@ from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.genai import types
 
 import adk_compaction_backport as acb
+from adk_compaction_backport._process_locks import CROSS_PROCESS_VARIABLE
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID
 from harness import GatedEchoModel
@@ -66,14 +68,25 @@ class Worker:
             self.reply(command, "result", value=result)
 
     async def op_open(self, command: Dict[str, Any]) -> Any:
-        """Start over on another database (each test has its own)."""
+        """Start over on another database (each test has its own).
+
+        ``summarizer_delay``: seconds each summary takes (0: answers at once
+        unless held); ``cross_process``: False turns the cross-process lock off
+        in this worker; ``pool_pre_ping``: the engine checks a pooled
+        connection before use (what an operator sets to ride out a database
+        restart).
+        """
         if self.runner is not None:
             self.runner.session_service.db_engine.dispose()
-        self.control = SummarizerControl()
+        self.control = SummarizerControl(delay=command.get("summarizer_delay", 0.0))
         self.app = make_app(self.control)
         self.plain_model = self.app.root_agent.model
         self.warnings.lines.clear()
-        service = DatabaseSessionService(db_url=command["url"])
+        os.environ[CROSS_PROCESS_VARIABLE] = (
+            "1" if command.get("cross_process", True) else "0"
+        )
+        options = {"pool_pre_ping": True} if command.get("pool_pre_ping") else {}
+        service = DatabaseSessionService(db_url=command["url"], **options)
         self.runner = Runner(app=self.app, session_service=service)
         return acb.status().as_dict()
 
@@ -118,6 +131,14 @@ class Worker:
 
     async def op_drain(self, command: Dict[str, Any]) -> Any:
         return await acb.drain()
+
+    async def op_cross_process(self, command: Dict[str, Any]) -> Any:
+        """Turn the cross-process lock on or off in this worker."""
+        os.environ[CROSS_PROCESS_VARIABLE] = "1" if command["on"] else "0"
+
+    async def op_calls(self, command: Dict[str, Any]) -> Any:
+        """Summarizer calls since ``open``."""
+        return self.control.calls
 
     async def op_warnings(self, command: Dict[str, Any]) -> Any:
         return self.warnings.lines

@@ -207,6 +207,24 @@ class ThrowawayCluster:
         time.sleep(0.5)
         return False
 
+    def restart(self) -> None:
+        """Restart the server (fast shutdown): every client connection is dropped."""
+        done = self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "server.log"),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl restart failed:\n{done.stderr}")
+
     def stop(self) -> None:
         """Stop the server (fast, no checkpoint) and delete every file of it."""
         if (self.root / "data" / "postmaster.pid").exists():

@@ -82,7 +82,9 @@ class Server:
         return self.log.stat().st_size
 
 
-def _start(tmp: Path, session_service_uri: Optional[str]) -> Server:
+def _start(
+    tmp: Path, session_service_uri: Optional[str], log_name: str = "server.log"
+) -> Server:
     agents_dir = tmp / "agents"
     calls_file = tmp / "summarizer_calls.txt"
     write_agents_dir(
@@ -104,7 +106,7 @@ def _start(tmp: Path, session_service_uri: Optional[str]) -> Server:
     # Runtime detection that would turn local storage off (service_factory).
     for name in ("K_SERVICE", "KUBERNETES_SERVICE_HOST", "ADK_DISABLE_LOCAL_STORAGE"):
         env.pop(name, None)
-    log = tmp / "server.log"
+    log = tmp / log_name
     with open(log, "wb") as out:
         process = subprocess.Popen(
             args, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT
@@ -158,7 +160,7 @@ def _bad_lines(text: str) -> List[str]:
     return [line for line in text.splitlines() if BAD_LOG.search(line)]
 
 
-def _run(server: Server, client: str) -> Report:
+def _run(server: Server, client: str, *others: Server) -> Report:
     workload = Workload(
         sessions=SESSIONS,
         turns=TURNS,
@@ -170,7 +172,11 @@ def _run(server: Server, client: str) -> Report:
     )
     return asyncio.run(
         run_http_workload(
-            server.base_url, AGENT, workload, calls_file=server.calls_file
+            server.base_url,
+            AGENT,
+            workload,
+            calls_file=server.calls_file,
+            also=[other.base_url for other in others],
         )
     )
 
@@ -243,3 +249,50 @@ def test_verify_command_checks_a_running_server(server: Server):
         assert done.returncode == 0, done.stdout + done.stderr
         assert table["summaries stored"] == "2"
         assert table["turns failed"] == "0"
+
+
+@pytest.fixture(scope="module")
+def two_servers(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str
+) -> Iterator[List[Server]]:
+    """Two ``adk api_server`` processes on one PostgreSQL database (one agents
+    dir, so one summarizer-calls file): workers without session affinity."""
+    tmp = tmp_path_factory.mktemp("api_server_pair")
+    db_url = create_database(postgres_server_url)
+    started: List[Server] = []
+    try:
+        for name in ("first.log", "second.log"):
+            started.append(_start(tmp, database_url(db_url), name))
+        yield started
+    finally:
+        for server in started:
+            _stop(server)
+        drop_database(postgres_server_url, db_url)
+
+
+@pytest.mark.parametrize("client", ["sequential", "eager"])
+def test_two_servers_on_one_database_store_every_summary_once(
+    two_servers: List[Server], client: str
+) -> None:
+    """Turns alternate between the servers: what one server would store, up
+    to the order compactions take the session's lock in (the ranges may be
+    cut elsewhere, each invocation still summarized once)."""
+    first, second = two_servers
+    offsets = [server.log_size() for server in two_servers]
+    report = _run(first, client, second)
+    assert report.errors == [], "\n".join(report.errors)
+    assert report.turns_failed == 0, _brief(report)
+    assert report.user_messages_stored == report.user_messages_expected, _brief(report)
+    assert report.replies_stored == SESSIONS * TURNS, _brief(report)
+    assert report.summaries_duplicated == 0, _brief(report)
+    assert report.summarizer_calls == report.summaries_stored, _brief(report)
+    # Each invocation summarized once: never more summaries than one server
+    # stores (overlapping ranges would be), at most one fewer per session.
+    assert report.summaries_stored <= report.summaries_expected, _brief(report)
+    assert report.summaries_stored >= SESSIONS * ((TURNS - 1) // INTERVAL), _brief(
+        report
+    )
+    for server, offset in zip(two_servers, offsets):
+        log = server.log_since(offset)
+        assert _bad_lines(log) == [], log[-4000:]
+        assert server.process.poll() is None, "a server died"

@@ -17,19 +17,20 @@ package brings it up to date (only summaries are newer) and retries the write.
 From 1.19 a turn's stream ends only after its compaction: the client reads
 turns eagerly (up to the final reply) and never waits for the end of a stream
 whose summary is held.
+
+A compaction takes the session's cross-process lock (a PostgreSQL advisory
+lock) and reads storage first, so a compaction in one worker waits for the
+other worker's and builds on its summary; the tests that stage what happens
+without it turn the lock off in the workers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
-import os
 import re
-import sys
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import pytest
 import pytest_asyncio
@@ -38,6 +39,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from _postgres import Database
+from _workers import Worker
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport.verify.analysis import inspect_session
 from adk_compaction_backport.verify.fake_model import APP_NAME
@@ -59,80 +61,6 @@ upstream_detects_conflicts = pytest.mark.skipif(
     reason="1.24-1.27 reload a stale session and write anyway: upstream merges "
     "conflicting turns instead of raising",
 )
-
-
-class Worker:
-    """The client's side of one worker process."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self._ids = itertools.count(1)
-        self._waiting: Dict[Tuple[int, str], asyncio.Future] = {}
-        self._reader = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def start(cls, stderr: Path) -> Worker:
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
-        with stderr.open("w") as sink:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(HERE / "_mp_worker.py"),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=sink,
-                env=env,
-                cwd=str(HERE),
-            )
-        return cls(process)
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for line in self.process.stdout:
-            message = json.loads(line)
-            future = self._future(message["id"], message["kind"])
-            if not future.done():
-                future.set_result(message)
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(EOFError("the worker exited"))
-
-    def _future(self, number: int, kind: str) -> asyncio.Future:
-        return self._waiting.setdefault(
-            (number, kind), asyncio.get_running_loop().create_future()
-        )
-
-    def send(self, op: str, **args: Any) -> int:
-        number = next(self._ids)
-        assert self.process.stdin is not None
-        line = json.dumps({"id": number, "op": op, **args}) + "\n"
-        self.process.stdin.write(line.encode())
-        return number
-
-    async def result(self, number: int) -> Any:
-        message = await asyncio.wait_for(self._future(number, "result"), 120)
-        if "error" in message:
-            raise RuntimeError(f"worker: {message['error']}")
-        return message["value"]
-
-    async def call(self, op: str, **args: Any) -> Any:
-        return await self.result(self.send(op, **args))
-
-    async def eager_turn(self, session: str, text: str) -> asyncio.Future:
-        """Send a turn; return at its final reply with the end of its stream."""
-        number = self.send("turn", session=session, text=text, eager=True)
-        done = asyncio.ensure_future(self.result(number))
-        final = self._future(number, "final")
-        await asyncio.wait([final, done], return_when=asyncio.FIRST_COMPLETED)
-        return done
-
-    async def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            await asyncio.wait_for(self.process.wait(), 60)
-        except asyncio.TimeoutError:
-            self.process.kill()
-        await self._reader
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -199,28 +127,23 @@ async def summary_of_1_2_held_in(
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_a_summary_overtaken_by_the_other_processs_turn_is_stored(
+async def test_a_compaction_waits_for_the_other_processs_and_builds_on_it(
     workers: List[Worker], storage: Any
 ) -> None:
     a, b = workers
     _, session = storage
-    await a.call("hold_summarizer")
     ends = await summary_of_1_2_held_in(b, a, session)
-    ends.append(await a.eager_turn(session, text(3)))  # moves update_time
-    await a.call("summarizer_entered", calls=1)  # turn 3 is stored, A summarizes
+    # A's turn 3 ends while B summarizes 1-2: A's compaction waits for B's
+    # lock, then finds 1-2 in storage and has nothing left to summarize.
+    ends.append(await a.eager_turn(session, text(3)))
     await b.call("release_summarizer")
-    await b.call("drain")  # B's write was stale: re-read and stored
-    assert (await stored(storage)).summary_ranges == [(1, 2)]
-
-    # A, which could not know of B's summary, summarized 1-3 meanwhile: single
-    # flight is per process, so both are kept (each once). From 1.20 B's
-    # summary made A's write stale too: re-read and stored.
-    await a.call("release_summarizer")
+    await b.call("drain")
     await a.call("drain")
     await asyncio.gather(*ends)  # no turn failed
     findings = await stored(storage)
-    assert findings.summary_ranges == [(1, 2), (1, 3)]
+    assert findings.summary_ranges == [(1, 2)]
     assert findings.user_messages == [text(n) for n in (1, 2, 3)]
+    assert await a.call("calls") == 0
     assert await a.call("warnings") == [] and await b.call("warnings") == []
 
 
@@ -241,17 +164,13 @@ async def test_no_turn_fails_because_of_a_summary_from_the_other_process(
     await b.call("drain")
     await asyncio.gather(*ends)
 
+    # From 1.20 A's summary made turn 3's reply write stale: turn 3 took the
+    # summary and wrote again. Before, turn 3 never learnt of it, but B's
+    # compaction reads storage first. Either way B knows 1-2 are summarized
+    # (the next compaction is due at turn 4).
     findings = await stored(storage)
-    if EVERY_APPEND_MOVES_THE_REVISION:
-        # A's summary made turn 3's reply write stale: turn 3 took the summary
-        # and wrote again, so B knows 1-2 are summarized (the next compaction
-        # is due at turn 4).
-        assert findings.summary_ranges == [(1, 2)]
-        assert await b.call("summarizer_entered", calls=0) == 0
-    else:
-        # B's turn 3 never learnt of A's summary, so B summarizes 1-3 too
-        # (single flight is per process); both are kept, each once.
-        assert findings.summary_ranges == [(1, 2), (1, 3)]
+    assert findings.summary_ranges == [(1, 2)]
+    assert await b.call("calls") == 0
     assert findings.user_messages == [text(n) for n in (1, 2, 3)]
     assert len(findings.replies) == 3
     assert await a.call("warnings") == [] and await b.call("warnings") == []
@@ -263,6 +182,9 @@ async def test_a_summary_the_other_process_already_covered_is_dropped(
 ) -> None:
     a, b = workers
     _, session = storage
+    # Without the lock (another version of the package, or turned off) only
+    # the check before the write keeps a range from being stored twice.
+    await asyncio.gather(*(w.call("cross_process", on=False) for w in workers))
     ends = await summary_of_1_2_held_in(b, a, session)
     await (await a.eager_turn(session, text(3)))  # A, unaware, summarizes 1-3
     await a.call("drain")

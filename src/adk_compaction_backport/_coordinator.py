@@ -8,7 +8,9 @@ Per session (one session service, app, user and session id) it keeps:
   decides whether a summary may be stored at all, and through which object);
 * a single flight of compactions: a later compaction waits for the earlier one
   to land, then evaluates the sliding window on the events its own turn saw
-  plus the summary that landed since;
+  plus the summary that landed since. Across processes on one database the
+  session's lock (``_process_locks``) is taken next, and storage is read once
+  for a summary another process stored meanwhile;
 * strong references to pending compaction tasks (google/adk-python#3174), so
   ``drain()`` and sync ``Runner.run`` can wait for them; a compaction that
   outlives ``ADK_COMPACTION_BACKPORT_TIMEOUT`` (a hung summarizer) is abandoned.
@@ -35,8 +37,13 @@ from typing import (
     Tuple,
 )
 
-from adk_compaction_backport._compaction_events import end_timestamp, widened
+from adk_compaction_backport._compaction_events import (
+    compaction_of,
+    end_timestamp,
+    widened,
+)
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
+from adk_compaction_backport._process_locks import session_lock
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
 
@@ -134,6 +141,59 @@ def running_loop() -> Optional[asyncio.AbstractEventLoop]:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
+        return None
+
+
+def _landed_summaries(slot: _SessionSlot, session: Any, stored: Any) -> List[Any]:
+    """Summaries stored since the turn's read, of the turn's incarnation."""
+    first = session.events[0].id if session.events else None
+    found: List[Any] = []
+    if slot.last_summary is not None and slot.last_summary_from in {
+        e.id for e in session.events
+    }:
+        found.append(slot.last_summary)
+    if stored is not None and first is not None:
+        live = live_events(stored.events)
+        if any(e.id == first for e in stored.events):
+            found.extend(e for e in live if end_timestamp(e) is not None)
+    return found
+
+
+def _may_be_due(app: Any, events: List[Any]) -> bool:
+    """False only when no sliding-window summary can be due on ``events``.
+
+    Saves the lock and the read after most invocations: fewer new invocations
+    than the interval since the last summary the turn saw (a summary another
+    process stored can only leave fewer). Token-threshold compaction and
+    anything unexpected: maybe.
+    """
+    config = getattr(app, "events_compaction_config", None)
+    if config is None:
+        return False
+    interval = getattr(config, "compaction_interval", None)
+    if getattr(config, "token_threshold", None) is not None or not isinstance(
+        interval, int
+    ):
+        return True
+    last_end = next(
+        (end_timestamp(e) or 0.0 for e in reversed(events) if end_timestamp(e)), 0.0
+    )
+    new = {
+        e.invocation_id
+        for e in events
+        if e.invocation_id and compaction_of(e) is None and e.timestamp > last_end
+    }
+    return len(new) >= interval
+
+
+async def _read(service: Any, app_name: str, user_id: str, session_id: str) -> Any:
+    """The session as storage holds it now, or None if it cannot be read."""
+    try:
+        return await service.get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id
+        )
+    except Exception:  # the summary write reads again and reports what fails
+        logger.debug("reading session %s before compaction failed", session_id)
         return None
 
 
@@ -299,7 +359,26 @@ class Coordinator:
     ) -> None:
         if previous is not None:
             await _wait_for(previous)
-        given = self._window_events(slot, session)
+        if not _may_be_due(app, self._window_events(slot, session)):
+            await self._run(slot, app, session, service, compact, None)
+            return
+        names = (session.app_name, session.user_id, session.id)
+        # Across processes: one compaction of the session at a time, and it
+        # builds on whatever summary another process stored meanwhile.
+        async with session_lock(service, *names, self.time_limit) as shared:
+            stored = await _read(service, *names) if shared is not None else None
+            await self._run(slot, app, session, service, compact, stored)
+
+    async def _run(
+        self,
+        slot: _SessionSlot,
+        app: Any,
+        session: Any,
+        service: Any,
+        compact: CompactFn,
+        stored: Any,
+    ) -> None:
+        given = self._window_events(slot, session, stored)
         view = session.model_copy(update={"events": given})
         writer = _SummaryWriter(self, slot, service, Snapshot.of(session, given))
         try:
@@ -323,25 +402,29 @@ class Coordinator:
             )
 
     @staticmethod
-    def _window_events(slot: _SessionSlot, session: Any) -> List[Any]:
-        """The live events the turn saw, plus the summary that landed after it.
+    def _window_events(
+        slot: _SessionSlot, session: Any, stored: Any = None
+    ) -> List[Any]:
+        """The live events the turn saw, plus the newest summary that landed after.
 
-        Rewound events are left out on every release: a summary of them would
-        bring them back into the prompt (upstream leaves them out from 2.5). A
-        summary that landed in another incarnation of the session (deleted and
-        created again) is not this conversation's.
+        Landed: stored by this process since (``slot.last_summary``) or, when
+        storage was read (``stored``), by any process. Rewound events are left
+        out on every release: a summary of them would bring them back into the
+        prompt (upstream leaves them out from 2.5). A summary that landed in
+        another incarnation of the session (deleted and created again) is not
+        this conversation's.
         """
         events = live_events(session.events)
-        landed = slot.last_summary
-        stored_ids = {e.id for e in session.events}
-        if (
-            landed is not None
-            and landed.id not in stored_ids
-            and slot.last_summary_from in stored_ids
-        ):
-            newest_seen = max((end_timestamp(e) or 0.0 for e in events), default=0.0)
-            if (end_timestamp(landed) or 0.0) > newest_seen:
-                events.append(landed)
+        seen_ids = {e.id for e in session.events}
+        newest_seen = max((end_timestamp(e) or 0.0 for e in events), default=0.0)
+        landed = [
+            summary
+            for summary in _landed_summaries(slot, session, stored)
+            if summary.id not in seen_ids
+            and (end_timestamp(summary) or 0.0) > newest_seen
+        ]
+        if landed:
+            events.append(max(landed, key=lambda e: end_timestamp(e) or 0.0))
         return [widened(e) for e in events]
 
     async def _write_summary(

@@ -17,6 +17,7 @@ starts over: read, check, write.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, AsyncContextManager, Callable, List, NamedTuple, Optional
 
@@ -29,9 +30,14 @@ from adk_compaction_backport._rewinds import live_events
 
 logger = logging.getLogger("adk_compaction_backport")
 
-ATTEMPTS = 4
+ATTEMPTS = 8
 """Read-check-write rounds before a summary that keeps losing is dropped: the
-first through the current reference, three more through what was just read."""
+first through the current reference, the others through what was just read.
+Several processes' turns on one session (a load balancer without affinity)
+write between our read and our write more often than one process's do; a
+summary dropped is a summarizer call wasted."""
+STALE_PAUSE = 0.005
+"""Seconds (times the attempt number) before reading again after losing."""
 
 
 class Snapshot(NamedTuple):
@@ -144,7 +150,10 @@ async def store_summary(
             return True
         except Exception as error:
             if is_stale(error):
-                continue  # another writer got there first: read and check again
+                # Another writer got there first: read and check again, a
+                # little later each time (its turn may still be writing).
+                await asyncio.sleep(STALE_PAUSE * attempt)
+                continue
             if refused_once:
                 logger.warning(
                     "the summary of session %s was dropped: the database refused "

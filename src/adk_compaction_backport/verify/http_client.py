@@ -15,12 +15,13 @@ google-adk release, depends on it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from adk_compaction_backport.verify.analysis import expected_ranges, inspect_session
 from adk_compaction_backport.verify.scenario import Report, Workload, _inspect
@@ -146,7 +147,7 @@ class _Turn:
 
 
 async def _drive_session(
-    client: Any,
+    clients: List[Any],
     app_name: str,
     user_id: str,
     session_id: str,
@@ -170,6 +171,9 @@ async def _drive_session(
             },
             "streaming": False,
         }
+        # Several servers (workers behind a load balancer without affinity):
+        # each turn goes to the next one.
+        client = clients[(turn_no - 1 + session_no) % len(clients)]
         stream = asyncio.ensure_future(turn.run(client, body))
         if workload.client == "eager":
             tails.append(stream)
@@ -213,12 +217,15 @@ async def run_http_workload(
     *,
     user_id: str = USER_ID,
     calls_file: Optional[Path] = None,
+    also: Sequence[str] = (),
 ) -> Report:
     """Run ``workload`` against the server; inspect what it stored.
 
     ``workload.api`` is ignored (the server decides). The summarizer runs in
     the server: its calls are counted only when ``calls_file`` is given (see
     ``served_agent.write_agents_dir``); otherwise ``summarizer_calls`` is -1.
+    ``also``: more servers on the same storage; the turns of each session go
+    round-robin over all of them.
     """
     import httpx
 
@@ -228,7 +235,14 @@ async def run_http_workload(
     calls_before = count_calls(calls_file) if calls_file else 0
     sessions_url = f"/apps/{app_name}/users/{user_id}/sessions"
     timeout = httpx.Timeout(30.0 + 4 * workload.summarizer_delay * workload.turns)
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=timeout)
+            )
+            for url in (base_url, *also)
+        ]
+        client = clients[0]
         ids = []
         for _ in range(workload.sessions):
             created = await client.post(sessions_url)
@@ -236,7 +250,7 @@ async def run_http_workload(
             ids.append(created.json()["id"])
         await asyncio.gather(
             *(
-                _drive_session(client, app_name, user_id, sid, n, workload, report)
+                _drive_session(clients, app_name, user_id, sid, n, workload, report)
                 for n, sid in enumerate(ids)
             )
         )
