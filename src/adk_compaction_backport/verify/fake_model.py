@@ -87,8 +87,15 @@ class SummarizerControl:
         self.gate = asyncio.Event()
         return self.gate
 
-    async def wait_for_calls(self, count: int) -> None:
-        """Return once the summarizer has been entered ``count`` times in all."""
+    async def wait_for_calls(self, count: int, timeout: float = 60.0) -> None:
+        """Return once the summarizer has been entered ``count`` times in all.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds: a release that never
+        compacts must fail a test, not hang it.
+        """
+        await asyncio.wait_for(self._entered(count), timeout)
+
+    async def _entered(self, count: int) -> None:
         while self.calls < count:
             self._called = self._called or asyncio.Event()
             self._called.clear()
