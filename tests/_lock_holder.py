@@ -1,6 +1,6 @@
 """A process that takes one session's cross-process lock and holds it.
 
-``python _lock_holder.py SPEC SESSION_ID``: SPEC names the storage (see
+``python _lock_holder.py SPEC SESSION_ID [APP USER]``: SPEC names the storage (see
 ``storage``). Prints ``held`` (or ``not held``) once it has tried, then holds
 until a line arrives on stdin (or stdin closes), releases and prints
 ``released``. Killed with SIGKILL it never releases: the database server or
@@ -36,13 +36,15 @@ def storage(spec: str) -> Any:
     return SimpleNamespace(db_engine=engine)  # DatabaseSessionService
 
 
-async def main(spec: str, session_id: str) -> None:
+async def main(
+    spec: str, session_id: str, app_name: str = "app", user_id: str = "user"
+) -> None:
     service = storage(spec)
-    async with session_lock(service, "app", "user", session_id, 5.0) as held:
+    async with session_lock(service, app_name, user_id, session_id, 5.0) as held:
         print("held" if held else "not held", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     print("released", flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:5]))

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -19,6 +16,7 @@ from typing import Iterator, List, Optional
 import pytest
 from sqlalchemy.engine import make_url
 
+from _holders import Holder
 from _lock_holder import storage
 from _postgres import free_port
 from adk_compaction_backport._lock_backends import close_connections
@@ -27,7 +25,6 @@ from adk_compaction_backport._process_locks import (
     session_lock,
 )
 
-HERE = Path(__file__).parent
 pytestmark = pytest.mark.multiprocess
 
 KINDS = [
@@ -53,38 +50,6 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     )
     url = make_url(request.getfixturevalue(fixture)).set(drivername=kind)
     return url.render_as_string(hide_password=False)
-
-
-class Holder:
-    """``_lock_holder.py`` holding one session's lock in another process."""
-
-    def __init__(self, spec: str, session_id: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "_lock_holder.py"), spec, session_id],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=str(HERE),
-        )
-
-    def said(self) -> str:
-        assert self.process.stdout is not None
-        return self.process.stdout.readline().strip()
-
-    def release(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write("\n")
-        self.process.stdin.flush()
-        assert self.said() == "released"
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
 
 
 @pytest.fixture

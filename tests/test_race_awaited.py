@@ -17,9 +17,11 @@ from google.adk.runners import Runner
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from _holders import Holder
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.analysis import inspect_session
+from adk_compaction_backport.verify.scenario import USER_ID
 from harness import (
     OTHER_FAMILY,
     Conversation,
@@ -187,6 +189,35 @@ async def test_a_compaction_queued_behind_another_does_not_hold_its_stream(datab
     await background_work_done()
     assert await chat.summary_ranges() == [(1, 2), (2, 4)]
     assert chat.control.calls == 2
+
+
+def lock_spec(service: Any) -> str:
+    """Where ``service`` keeps its cross-process locks, for ``_lock_holder.py``."""
+    engine = getattr(service, "db_engine", None)
+    if engine is None:
+        return f"file:{service._db_path}"  # SqliteSessionService
+    return engine.url.render_as_string(hide_password=False)
+
+
+@backport_only
+@pytest.mark.multiprocess
+@pytest.mark.asyncio
+async def test_a_compaction_waiting_for_another_process_does_not_hold_its_stream(
+    database,
+):
+    chat = await Conversation(database).start()
+    other = Holder(lock_spec(chat.service), chat.session_id, chat.app.name, USER_ID)
+    try:
+        assert other.said() == "held"  # another worker compacts this session
+        await chat.turn()
+        await asyncio.wait_for(chat.turn(), timeout=10)  # compaction 1-2 waits
+        assert chat.control.calls == 0
+
+        other.release()
+        await background_work_done()
+        assert await chat.summary_ranges() == [(1, 2)]
+    finally:
+        other.stop()
 
 
 @backport_only

@@ -306,17 +306,23 @@ class Coordinator:
         """Run ``compact`` for the turn that ended with ``session``.
 
         For releases that await compaction inside the invocation (1.19+): when
-        no earlier compaction of the session is pending, the stream ends after
-        its summary, as upstream's does (a sequential reader finds it stored).
-        One that has to wait for an earlier compaction does not hold the
-        stream: an eager client's stream ends no later than upstream's, and
-        the compaction lands afterwards, tracked (``drain()``, the time
-        limit). If the stream's reader goes away, the compaction carries on.
+        the compaction can start at once, the stream ends after its summary, as
+        upstream's does (a sequential reader finds it stored). One that has to
+        wait for an earlier compaction of the session, in this process or
+        another, does not hold the stream: an eager client's stream ends no
+        later than upstream's, and the compaction lands afterwards, tracked
+        (``drain()``, sync ``Runner.run``, the time limit). If the stream's
+        reader goes away, the compaction carries on.
         """
         key = session_key(service, session.app_name, session.user_id, session.id)
-        queued = self._has_pending_compaction(key)
-        task = self.submit(app, session, service, compact)
-        if not queued:
+        if self._has_pending_compaction(key):
+            self.submit(app, session, service, compact)
+            return
+        started = asyncio.get_running_loop().create_future()
+        task = self.submit(app, session, service, compact, started)
+        # Cancelled before its first step, the task never resolves ``started``.
+        task.add_done_callback(lambda _: started.done() or started.set_result(False))
+        if await started:
             await asyncio.shield(task)
 
     def _has_pending_compaction(self, key: SessionKey) -> bool:
@@ -329,9 +335,18 @@ class Coordinator:
             )
 
     def submit(
-        self, app: Any, session: Any, service: Any, compact: CompactFn
+        self,
+        app: Any,
+        session: Any,
+        service: Any,
+        compact: CompactFn,
+        started: Optional[asyncio.Future] = None,
     ) -> asyncio.Task:
-        """Schedule ``compact`` for the turn that ended with ``session``."""
+        """Schedule ``compact`` for the turn that ended with ``session``.
+
+        ``started`` resolves True once the compaction runs without waiting for
+        another one, False when it has to wait (or ends first).
+        """
         loop = asyncio.get_running_loop()
         key = session_key(service, session.app_name, session.user_id, session.id)
         finished: concurrent.futures.Future = concurrent.futures.Future()
@@ -339,7 +354,7 @@ class Coordinator:
             slot = self._slots.setdefault(key, _SessionSlot())
             previous = slot.tail
             task = loop.create_task(
-                self._compact(slot, previous, app, session, service, compact)
+                self._compact(slot, previous, app, session, service, compact, started)
             )
             slot.tail = _Tail(finished, loop)
             self._tasks[task] = key
@@ -356,18 +371,32 @@ class Coordinator:
         session: Any,
         service: Any,
         compact: CompactFn,
+        started: Optional[asyncio.Future] = None,
     ) -> None:
-        if previous is not None:
-            await _wait_for(previous)
-        if not _may_be_due(app, self._window_events(slot, session)):
-            await self._run(slot, app, session, service, compact, None)
-            return
-        names = (session.app_name, session.user_id, session.id)
-        # Across processes: one compaction of the session at a time, and it
-        # builds on whatever summary another process stored meanwhile.
-        async with session_lock(service, *names, self.time_limit) as shared:
-            stored = await _read(service, *names) if shared is not None else None
-            await self._run(slot, app, session, service, compact, stored)
+        def running(without_waiting: bool) -> None:
+            if started is not None and not started.done():
+                started.set_result(without_waiting)
+
+        try:
+            if previous is not None and not previous.finished.done():
+                running(False)
+                await _wait_for(previous)
+            if not _may_be_due(app, self._window_events(slot, session)):
+                running(True)
+                await self._run(slot, app, session, service, compact, None)
+                return
+            names = (session.app_name, session.user_id, session.id)
+            # Across processes: one compaction of the session at a time, and it
+            # builds on whatever summary another process stored meanwhile.
+            lock = session_lock(
+                service, *names, self.time_limit, on_wait=lambda: running(False)
+            )
+            async with lock as shared:
+                running(True)
+                stored = await _read(service, *names) if shared is not None else None
+                await self._run(slot, app, session, service, compact, stored)
+        finally:
+            running(False)
 
     async def _run(
         self,

@@ -6,7 +6,9 @@ takes a lock that every process using the same storage sees (see
 byte-range lock beside a SQLite file). ``held`` is True when it was taken,
 False when it was tried and not taken, None when there is nothing to take
 (storage in memory, an unknown service, or turned off with
-``ADK_COMPACTION_BACKPORT_CROSS_PROCESS=0``).
+``ADK_COMPACTION_BACKPORT_CROSS_PROCESS=0``). ``on_wait`` is called once if
+another process holds the lock (the stream of the turn then ends without
+waiting for this compaction).
 
 Never blocks forever: a process that cannot take part (no package, another
 version) may hold the session's summary write without the lock, so waiting is
@@ -23,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -65,7 +67,9 @@ class session_lock:
         user_id: str,
         session_id: str,
         wait_limit: float,
+        on_wait: Optional[Callable[[], None]] = None,
     ) -> None:
+        self._on_wait = on_wait
         self._service = service
         self._names = (app_name, user_id, session_id)
         self._wait_limit = wait_limit
@@ -142,6 +146,9 @@ class session_lock:
                     await self._backend.unlock(token)
                 return True
             _FAILING.pop(id(self._backend), None)
+            if self._on_wait is not None:
+                self._on_wait()  # another process holds it: we will wait
+                self._on_wait = None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False

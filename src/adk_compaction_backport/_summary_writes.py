@@ -37,7 +37,9 @@ Several processes' turns on one session (a load balancer without affinity)
 write between our read and our write more often than one process's do; a
 summary dropped is a summarizer call wasted."""
 STALE_PAUSE = 0.005
-"""Seconds (times the attempt number) before reading again after losing."""
+"""Seconds before reading again after losing, doubled each time (5 ms to 0.32
+s, about 0.64 s in all): another process's turn writes a burst of events, and
+a summary that keeps reading in the middle of it keeps losing."""
 
 
 class Snapshot(NamedTuple):
@@ -152,7 +154,8 @@ async def store_summary(
             if is_stale(error):
                 # Another writer got there first: read and check again, a
                 # little later each time (its turn may still be writing).
-                await asyncio.sleep(STALE_PAUSE * attempt)
+                if attempt + 1 < ATTEMPTS:
+                    await asyncio.sleep(STALE_PAUSE * 2**attempt)
                 continue
             if refused_once:
                 logger.warning(
