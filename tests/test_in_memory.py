@@ -14,11 +14,10 @@ import asyncio
 import pytest
 
 from _postgres import Database
-from adk_compaction_backport._activation import installed_adk_version
-from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.fake_model import SummarizerControl
 from adk_compaction_backport.verify.scenario import USER_ID
 from harness import (
+    CLAIMED_ONLY,
     ONLY_1_16,
     Conversation,
     background_work_done,
@@ -32,12 +31,7 @@ pytestmark = [
         fix_under_test() == "upstream-patch",
         reason="covers the package's own behaviour",
     ),
-    # Releases the package does not claim (2.0, 2.1 and the no-op env) do not
-    # compact after an invocation: there is no summary to wait for.
-    pytest.mark.skipif(
-        family_for(installed_adk_version()) is None,
-        reason="a release the package does not claim",
-    ),
+    CLAIMED_ONLY,
 ]
 
 

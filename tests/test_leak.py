@@ -26,8 +26,9 @@ from google.adk.runners import Runner
 from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport.verify.fake_model import SummarizerControl
 from adk_compaction_backport.verify.scenario import USER_ID
-from harness import Conversation, background_work_done
+from harness import CLAIMED_ONLY, Conversation, background_work_done
 
+pytestmark = [CLAIMED_ONLY]
 REWIND = pytest.mark.skipif(
     not hasattr(Runner, "rewind_async"), reason="no Runner.rewind_async here"
 )
