@@ -109,7 +109,7 @@ def venv_for(adk: str, python: str) -> Path:
 
 def install_package(venv_python: Path) -> None:
     """Builds this repository's wheel and installs it: the .pth hook comes with it."""
-    dist = WORK / "dist"
+    dist = venv_python.parent.parent / "upstream-suite-dist"  # one per venv
     shutil.rmtree(dist, ignore_errors=True)
     uv = shutil.which("uv")
     if uv:
