@@ -42,6 +42,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import xml.etree.ElementTree as ElementTree
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -565,25 +566,54 @@ def verify_steps(
         earlier += new
 
 
+@dataclass(frozen=True)
+class Case:
+    """One test of a JUnit report: its outcome and the first line of why."""
+
+    outcome: str
+    message: str = ""
+
+
+def _node_id(case: ElementTree.Element) -> str:
+    """pytest's node id when the report has file names (junit_family=xunit1)."""
+    classname, name = case.get("classname", ""), case.get("name", "")
+    file = case.get("file")
+    if not file:
+        return f"{classname}::{name}"
+    module = file[: -len(".py")].replace("/", ".") if file.endswith(".py") else ""
+    inner = classname[len(module) + 1 :] if classname.startswith(module + ".") else ""
+    return "::".join(part for part in (file, *inner.split("."), name) if part)
+
+
+def junit_cases(path: Path) -> Dict[str, Case]:
+    """Reads a pytest JUnit XML report: test id -> outcome and first message line."""
+    cases: Dict[str, Case] = {}
+    if not path.exists():
+        return cases
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        children = {child.tag: child for child in case}
+        outcome = next(
+            (
+                kind
+                for tag, kind in (
+                    ("error", "error"),
+                    ("failure", "failed"),
+                    ("skipped", "skipped"),
+                )
+                if tag in children
+            ),
+            "passed",
+        )
+        detail = children.get({"failed": "failure"}.get(outcome, outcome))
+        text = "" if detail is None else detail.get("message") or detail.text or ""
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        cases[_node_id(case)] = Case(outcome, first.strip())
+    return cases
+
+
 def junit_outcomes(path: Path) -> Dict[str, str]:
     """Reads a pytest JUnit XML report: test id -> passed/failed/error/skipped."""
-    import xml.etree.ElementTree as ElementTree  # only needed here
-
-    outcomes: Dict[str, str] = {}
-    if not path.exists():
-        return outcomes
-    for case in ElementTree.parse(path).getroot().iter("testcase"):
-        name = f"{case.get('classname')}::{case.get('name')}"
-        kinds = {child.tag for child in case}
-        if "error" in kinds:
-            outcomes[name] = "error"
-        elif "failure" in kinds:
-            outcomes[name] = "failed"
-        elif "skipped" in kinds:
-            outcomes[name] = "skipped"
-        else:
-            outcomes[name] = "passed"
-    return outcomes
+    return {name: case.outcome for name, case in junit_cases(path).items()}
 
 
 def count(outcomes: Dict[str, str]) -> str:
