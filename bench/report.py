@@ -96,8 +96,14 @@ def outcomes(results: Dict[str, Any]) -> List[str]:
 def targets(results: Dict[str, Any]) -> List[str]:
     delay = results["meta"]["workload"]["summarizer_delay"]
     rows = []
+    released = {
+        (c["release"], c["database"], c["client"]): c
+        for c in results["configs"]
+        if c.get("side") == "released"
+    }
     for config in results["configs"]:
-        checks = config_checks(config, delay)
+        twin = released.get((config["release"], config["database"], config["client"]))
+        checks = config_checks(config, delay, twin)
         rows.append(
             [
                 config["release"],
