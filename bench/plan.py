@@ -64,11 +64,19 @@ class Plan:
     venv_python: Optional[str] = None
     cache: Path = field(default_factory=lambda: REPO / ".bench")
     chart: bool = True
+    # ``--workers``: real ``adk api_server`` processes per row (e.g. [1, 2]);
+    # empty: no server rows (the default run does not start servers).
+    workers: List[int] = field(default_factory=list)
 
 
 def has_series(release: str) -> bool:
     """Whether ``patches/`` holds an upstream series for this release."""
     return any((PATCHES / f"v{release}").glob("*.patch"))
+
+
+# The server rows compare what a user can deploy today: released google-adk,
+# with and without the package (``patches/`` fix races within one process).
+SERVER_SIDES = ("released", "package")
 
 
 def sides_for(plan: Plan, release: str) -> List[str]:
