@@ -25,11 +25,11 @@ from bench.plan import (
     DEFAULT_POSTGRES,
     RELEASES,
     REPO,
-    SERVER_SIDES,
     SIDES,
     Plan,
     Rounds,
     WorkloadSpec,
+    server_sides,
     sides_for,
 )
 from bench.runner import (
@@ -225,7 +225,7 @@ def _run_workers(plan: Plan) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
     releases = [metadata.version("google-adk")] if plan.here else plan.releases
     for release in releases:
-        for side in [s for s in plan.sides if s in SERVER_SIDES]:
+        for side in server_sides(plan):
             try:
                 python = Path(sys.executable) if envs is None else envs.package(release)
             except (subprocess.CalledProcessError, OSError) as error:

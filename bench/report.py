@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from bench.plan import SIDE_LABELS
+from bench.plan import LOCK_OFF, SIDE_LABELS
 from bench.targets import (
     CONFIG_TARGETS,
     IMPORT_LIMIT,
@@ -39,7 +39,7 @@ def _bad(value: int) -> str:
 def side_label(config: Dict[str, Any]) -> str:
     label = SIDE_LABELS[config["side"]]
     status = config.get("status") or {}
-    if config["side"] == "package" and not status.get("applied"):
+    if config["side"] in ("package", LOCK_OFF) and not status.get("applied"):
         label += " (**not applied**)"
     return label
 
@@ -238,7 +238,7 @@ def workers_table(results: Dict[str, Any]) -> List[str]:
         results.get("workers") or [],
         key=lambda r: (
             _index(results, r["release"]),
-            r["side"] != "released",
+            ["released", LOCK_OFF, "package"].index(r["side"]),
             r["client"],
             r["workers"],
         ),
@@ -269,7 +269,9 @@ def workers_line(row: Dict[str, Any]) -> str:
 WORKERS_METHOD = (
     "Real `adk api_server` processes (`python -m google.adk.cli api_server "
     "--session_service_uri ...`, the release's bench venv; released: "
-    "`ADK_COMPACTION_BACKPORT_DISABLE=1` in every server) on one new PostgreSQL "
+    "`ADK_COMPACTION_BACKPORT_DISABLE=1` in every server; lock off: the package "
+    "with `ADK_COMPACTION_BACKPORT_CROSS_PROCESS=0`, what its cross-process lock "
+    "buys) on one new PostgreSQL "
     "database per release and side, the fake-model agent of `verify` (one app "
     "per row, so each row's sessions and summarizer calls are its own; calls "
     "are counted across processes through a file). Each row's workers are the "

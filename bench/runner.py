@@ -13,15 +13,20 @@ from typing import Any, Dict, List, Optional
 
 from bench.metrics import summarize
 from bench.overhead import OPT_OUT
-from bench.plan import REPO, Plan
+from bench.plan import LOCK_OFF, REPO, Plan
+
+CROSS_PROCESS = "ADK_COMPACTION_BACKPORT_CROSS_PROCESS"
 
 
 def _worker_env(side: str) -> Dict[str, str]:
     env = dict(os.environ)
     env.pop(OPT_OUT, None)
+    env.pop(CROSS_PROCESS, None)
     env.pop("VIRTUAL_ENV", None)
     env["PYTHONWARNINGS"] = "ignore"
-    if side != "package":
+    if side == LOCK_OFF:
+        env[CROSS_PROCESS] = "0"  # the package, without its cross-process lock
+    elif side != "package":
         env[OPT_OUT] = "1"  # released and patched: the package stays out
     return env
 
