@@ -384,17 +384,20 @@ def workers_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
     results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "workers.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_workers(plan.out, results, write_readme)
+    return 0
+
+
+def write_workers(out: Path, results: Dict[str, Any], write_readme: bool) -> None:
+    """``workers.md`` (and the README's copy) from a run's results."""
     text = report.workers_body(results, "###")
-    (plan.out / "workers.md").write_text(
-        "# Several workers, one database\n\n" + report.workers_body(results, "##")
-    )
-    print(f"bench: wrote {plan.out / 'workers.md'}", file=sys.stderr)
+    (out / "workers.md").write_text("# Several workers, one database\n\n" + text)
+    print(f"bench: wrote {out / 'workers.md'}", file=sys.stderr)
     if write_readme:
         done = readme.update(
             REPO / "README.md", text, readme.WORKERS_START, readme.WORKERS_END
         )
         print(f"bench: {'updated' if done else 'no workers markers in'} README.md")
-    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -207,6 +207,7 @@ WORKERS_HEADER = [
     "stored",
     "duplicated",
     "wrong range",
+    "lost",
     "summarizer calls",
     "turn ms p50 / p95",
     "stream ms p50 / p95",
@@ -216,7 +217,7 @@ WORKERS_HEADER = [
 def _workers_row(row: Dict[str, Any]) -> List[Any]:
     head = [row["release"], side_label(row), row["client"], row["workers"]]
     if "error" in row:
-        return [*head, f"run failed: {row['error'][:120]}", *[""] * 8]
+        return [*head, f"run failed: {row['error'][:120]}", *[""] * 9]
     r = row["result"]
     return [
         *head,
@@ -226,6 +227,7 @@ def _workers_row(row: Dict[str, Any]) -> List[Any]:
         r["summaries_persisted"],
         _bad(r["summaries_duplicated"]),
         r["summaries_wrong_range"],
+        _bad(r["summaries_lost"]),
         r["summarizer_calls"],
         _pair(r["turn_p50_ms"], r["turn_p95_ms"]),
         _pair(r["stream_p50_ms"], r["stream_p95_ms"]),
@@ -285,7 +287,8 @@ WORKERS_METHOD = (
     "stored summary whose invocation range is not one one process would store "
     "(with two workers the package may cut a window elsewhere, 1-3 instead of "
     "1-2, when a later turn's compaction takes the lock first: each invocation "
-    "still summarized once)."
+    "still summarized once). Lost: a range one process would store that no "
+    "stored summary covers (a window cut elsewhere counts too)."
 )
 
 

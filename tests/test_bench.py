@@ -75,6 +75,7 @@ def test_workers_table_puts_each_two_worker_row_under_its_one_worker_row(
             "summaries_persisted": stored,
             "summaries_duplicated": 0,
             "summaries_wrong_range": stored - 12 if stored > 12 else 0,
+            "summaries_lost": 0,
             "summarizer_calls": calls,
             "turn_p50_ms": 100.0,
             "turn_p95_ms": 150.0,
@@ -108,4 +109,4 @@ def test_workers_table_puts_each_two_worker_row_under_its_one_worker_row(
         ["+ package", "eager", "1"],
         ["+ package", "eager", "2"],
     ]
-    assert "| 20 | 0 | 8 | 20 | 100 / 150 | 600 / 700 |" in lines[3]
+    assert "| 20 | 0 | 8 | 0 | 20 | 100 / 150 | 600 / 700 |" in lines[3]
