@@ -29,9 +29,17 @@ from bench.plan import (
     Plan,
     Rounds,
     WorkloadSpec,
+    server_sides,
     sides_for,
 )
-from bench.runner import configurations, failed_side, run_side
+from bench.runner import (
+    configurations,
+    failed_servers,
+    failed_side,
+    run_servers,
+    run_side,
+    server_rows,
+)
 
 # --tiny: new defaults (explicit flags still win), for a seconds-long smoke run.
 TINY = {
@@ -104,6 +112,22 @@ def _parser() -> argparse.ArgumentParser:
         help="only start-up and import ratios per release (bare vs package venvs), "
         "written to overheads.{json,md,png}",
     )
+    p.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="N",
+        help="also run real `adk api_server` processes on one new PostgreSQL "
+        "database per release and side, N of them per row, turns alternating "
+        "over them (e.g. --workers 1 2); released and package sides only; "
+        "off by default",
+    )
+    p.add_argument(
+        "--workers-only",
+        action="store_true",
+        help="only the --workers rows (default 1 2), in workers.{json,md}",
+    )
     return p
 
 
@@ -142,6 +166,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         venv_python=args.python,
         cache=args.cache,
         chart=not args.no_chart,
+        workers=args.workers or ([1, 2] if args.workers_only else []),
     )
 
 
@@ -192,6 +217,29 @@ def _run_here(plan: Plan) -> Dict[str, List[Dict[str, Any]]]:
     if "package" in plan.sides:
         overheads.append(_overheads(plan, release, python, python, turn, True))
     return {"configs": configs, "overheads": overheads}
+
+
+def _run_workers(plan: Plan) -> List[Dict[str, Any]]:
+    """``--workers``: per release and side, rows of N real servers each."""
+    envs = None if plan.here else Envs(plan.cache, plan.venv_python)
+    rows: List[Dict[str, Any]] = []
+    releases = [metadata.version("google-adk")] if plan.here else plan.releases
+    for release in releases:
+        for side in server_sides(plan):
+            try:
+                python = Path(sys.executable) if envs is None else envs.package(release)
+            except (subprocess.CalledProcessError, OSError) as error:
+                rows += failed_servers(plan, release, side, f"environment: {error}")
+                continue
+            output = run_servers(python, plan, release, side)
+            if "error" in output:
+                rows += failed_servers(plan, release, side, output["error"])
+                continue
+            new = server_rows(release, side, output)
+            for row in new:
+                print(f"bench: {report.workers_line(row)}", file=sys.stderr)
+            rows += new
+    return rows
 
 
 def _overheads(
@@ -261,6 +309,7 @@ def _meta(
         f"Python {platform.python_version()} (runner)",
         "workload": plan.workload.as_dict(),
         "rounds": plan.rounds.__dict__,
+        "workers": plan.workers,
         "overhead_method": _method(plan),
         "duration_s": seconds,
     }
@@ -328,14 +377,41 @@ def overheads_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
     return 0
 
 
+def workers_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
+    """``--workers-only``: the server rows alone, in ``workers.{json,md}``."""
+    started, load = time.perf_counter(), _load()
+    results: Dict[str, Any] = {"workers": _run_workers(plan)}
+    results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / "workers.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_workers(plan.out, results, write_readme)
+    return 0
+
+
+def write_workers(out: Path, results: Dict[str, Any], write_readme: bool) -> None:
+    """``workers.md`` (and the README's copy) from a run's results."""
+    text = report.workers_body(results, "###")
+    (out / "workers.md").write_text("# Several workers, one database\n\n" + text)
+    print(f"bench: wrote {out / 'workers.md'}", file=sys.stderr)
+    if write_readme:
+        done = readme.update(
+            REPO / "README.md", text, readme.WORKERS_START, readme.WORKERS_END
+        )
+        print(f"bench: {'updated' if done else 'no workers markers in'} README.md")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     plan = _plan(args)
     if args.overheads_only:
         return overheads_main(plan, argv, args.readme)
+    if args.workers_only:
+        return workers_main(plan, argv, args.readme)
     started, load = time.perf_counter(), _load()
     results: Dict[str, Any] = _run_here(plan) if plan.here else _run_venvs(plan)
+    if plan.workers:
+        results["workers"] = _run_workers(plan)
     results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
     plan.out.mkdir(parents=True, exist_ok=True)
     results_json = plan.out / "latest.json"

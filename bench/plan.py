@@ -11,10 +11,14 @@ PATCHES = REPO / "patches"
 
 # The three choices a user has, per google-adk release.
 SIDES = ("released", "package", "patched")
+# Server rows only: the package with its cross-process lock turned off
+# (``ADK_COMPACTION_BACKPORT_CROSS_PROCESS=0``), what the lock buys.
+LOCK_OFF = "package_lock_off"
 SIDE_LABELS = {
     "released": "released",
     "package": "+ package",
     "patched": "patched (patches/)",
+    LOCK_OFF: "+ package, lock off",
 }
 # ``sqlite`` and ``postgresql``: ``DatabaseSessionService``; ``sqlite_service``:
 # ``SqliteSessionService`` on a file (1.19+; not in the default run).
@@ -64,11 +68,25 @@ class Plan:
     venv_python: Optional[str] = None
     cache: Path = field(default_factory=lambda: REPO / ".bench")
     chart: bool = True
+    # ``--workers``: real ``adk api_server`` processes per row (e.g. [1, 2]);
+    # empty: no server rows (the default run does not start servers).
+    workers: List[int] = field(default_factory=list)
 
 
 def has_series(release: str) -> bool:
     """Whether ``patches/`` holds an upstream series for this release."""
     return any((PATCHES / f"v{release}").glob("*.patch"))
+
+
+# The server rows compare what a user can deploy today: released google-adk,
+# with and without the package (``patches/`` fix races within one process),
+# and the package without its cross-process lock (run with the package side).
+SERVER_SIDES = ("released", "package")
+
+
+def server_sides(plan: Plan) -> List[str]:
+    sides = [s for s in plan.sides if s in SERVER_SIDES]
+    return [*sides, LOCK_OFF] if "package" in sides else sides
 
 
 def sides_for(plan: Plan, release: str) -> List[str]:

@@ -15,6 +15,11 @@ OVERHEADS_START = (
     "rewrites this) -->"
 )
 OVERHEADS_END = "<!-- bench overheads: end -->"
+WORKERS_START = (
+    "<!-- bench workers: start (python -m bench --workers-only --readme "
+    "rewrites this) -->"
+)
+WORKERS_END = "<!-- bench workers: end -->"
 
 
 def update(readme: Path, text: str, start: str = START, end: str = END) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from bench.plan import SIDE_LABELS
+from bench.plan import LOCK_OFF, SIDE_LABELS
 from bench.targets import (
     CONFIG_TARGETS,
     IMPORT_LIMIT,
@@ -39,7 +39,7 @@ def _bad(value: int) -> str:
 def side_label(config: Dict[str, Any]) -> str:
     label = SIDE_LABELS[config["side"]]
     status = config.get("status") or {}
-    if config["side"] == "package" and not status.get("applied"):
+    if config["side"] in ("package", LOCK_OFF) and not status.get("applied"):
         label += " (**not applied**)"
     return label
 
@@ -202,6 +202,130 @@ def overheads_body(results: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+WORKERS_HEADER = [
+    "google-adk",
+    "side",
+    "client",
+    "workers",
+    "turns failed",
+    "user messages lost",
+    "summaries due",
+    "stored",
+    "duplicated",
+    "wrong range",
+    "lost",
+    "summarizer calls",
+    "turn ms p50 / p95",
+    "stream ms p50 / p95",
+]
+
+
+def _workers_row(row: Dict[str, Any]) -> List[Any]:
+    head = [row["release"], side_label(row), row["client"], row["workers"]]
+    if "error" in row:
+        return [*head, f"run failed: {row['error'][:120]}", *[""] * 9]
+    r = row["result"]
+    return [
+        *head,
+        _bad(r["turns_failed"]),
+        _bad(r["user_messages_lost"]),
+        r["summaries_triggered"],
+        r["summaries_persisted"],
+        _bad(r["summaries_duplicated"]),
+        r["summaries_wrong_range"],
+        _bad(r["summaries_lost"]),
+        r["summarizer_calls"],
+        _pair(r["turn_p50_ms"], r["turn_p95_ms"]),
+        _pair(r["stream_p50_ms"], r["stream_p95_ms"]),
+    ]
+
+
+def workers_table(results: Dict[str, Any]) -> List[str]:
+    """Rows ordered so that each N-worker row sits under its 1-worker row."""
+    rows = sorted(
+        results.get("workers") or [],
+        key=lambda r: (
+            _index(results, r["release"]),
+            ["released", LOCK_OFF, "package"].index(r["side"]),
+            r["client"],
+            r["workers"],
+        ),
+    )
+    return _table(WORKERS_HEADER, [_workers_row(r) for r in rows])
+
+
+def _index(results: Dict[str, Any], release: str) -> int:
+    """Releases in the order the run took them."""
+    order = list(dict.fromkeys(r["release"] for r in results.get("workers") or []))
+    return order.index(release)
+
+
+def workers_line(row: Dict[str, Any]) -> str:
+    """One server row, for the progress log."""
+    head = f"{row['release']} {row['side']} {row['client']} x{row['workers']}"
+    if "error" in row:
+        return f"{head}: failed: {row['error'][:200]}"
+    r = row["result"]
+    return (
+        f"{head}: {r['turns_failed']} failed, summaries "
+        f"{r['summaries_persisted']}/{r['summaries_triggered']} "
+        f"({r['summaries_wrong_range']} wrong range), {r['summarizer_calls']} calls, "
+        f"turn p95 {r['turn_p95_ms']} ms, stream p95 {r['stream_p95_ms']} ms"
+    )
+
+
+WORKERS_METHOD = (
+    "Real `adk api_server` processes (`python -m google.adk.cli api_server "
+    "--session_service_uri ...`, the release's bench venv; released: "
+    "`ADK_COMPACTION_BACKPORT_DISABLE=1` in every server; lock off: the package "
+    "with `ADK_COMPACTION_BACKPORT_CROSS_PROCESS=0`, what its cross-process lock "
+    "buys) on one new PostgreSQL "
+    "database per release and side, the fake-model agent of `verify` (one app "
+    "per row, so each row's sessions and summarizer calls are its own; calls "
+    "are counted across processes through a file). Each row's workers are the "
+    "first N of those servers: every session's turns go round-robin over them "
+    "(a load balancer without session affinity); 1 is the same client against "
+    "one of the same servers. Every server serves one untimed warm-up session "
+    "first. Latencies are measured by the HTTP client (turn: request sent to "
+    "the final reply's SSE event; stream: to the end of the response), client "
+    "and servers on the same cores: on this 2-core machine, shared with other "
+    "jobs, they are noisy; compare rows of one run, not runs. Wrong range: a "
+    "stored summary whose invocation range is not one one process would store "
+    "(with two workers the package may cut a window elsewhere, 1-3 instead of "
+    "1-2, when a later turn's compaction takes the lock first: each invocation "
+    "still summarized once). Lost: a range one process would store that no "
+    "stored summary covers (a window cut elsewhere counts too)."
+)
+
+
+def workers_section(results: Dict[str, Any]) -> List[str]:
+    return ["", WORKERS_METHOD, "", *workers_table(results)]
+
+
+def workers_body(results: Dict[str, Any], heading: str) -> str:
+    """``--workers-only``: the server rows alone, with the run's facts."""
+    meta = results["meta"]
+    lines = [_run_line(meta), _workload_line(meta), *workers_section(results)]
+    return "\n".join(lines) + "\n"
+
+
+def _run_line(meta: Dict[str, Any]) -> str:
+    return (
+        f"`{meta['command']}` on {meta['machine']}, {meta['date']}, "
+        f"{meta['duration_s']:.0f} s (load average {meta['load']})."
+    )
+
+
+def _workload_line(meta: Dict[str, Any]) -> str:
+    w = meta["workload"]
+    return (
+        f"Workload: {w['sessions']} sessions x {w['turns']} turns, compaction every "
+        f"{w['interval']} invocations (overlap {w['overlap']}), fake model reply "
+        f"{w['reply_delay'] * 1000:.0f} ms, fake summarizer "
+        f"{w['summarizer_delay'] * 1000:.0f} ms."
+    )
+
+
 def package_status(results: Dict[str, Any]) -> List[str]:
     """Why the package did not apply, per release, in its own words."""
     seen: Dict[str, str] = {}
@@ -248,6 +372,12 @@ def body(results: Dict[str, Any], heading: str) -> str:
         "",
         *overheads(results),
     ]
+    if results.get("workers"):
+        lines += [
+            "",
+            f"{heading} Several workers, one database (`adk api_server`)",
+            *workers_section(results),
+        ]
     status = package_status(results)
     if status:
         lines += ["", f"{heading} Package status", "", *status]

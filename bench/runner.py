@@ -13,15 +13,20 @@ from typing import Any, Dict, List, Optional
 
 from bench.metrics import summarize
 from bench.overhead import OPT_OUT
-from bench.plan import REPO, Plan
+from bench.plan import LOCK_OFF, REPO, Plan
+
+CROSS_PROCESS = "ADK_COMPACTION_BACKPORT_CROSS_PROCESS"
 
 
 def _worker_env(side: str) -> Dict[str, str]:
     env = dict(os.environ)
     env.pop(OPT_OUT, None)
+    env.pop(CROSS_PROCESS, None)
     env.pop("VIRTUAL_ENV", None)
     env["PYTHONWARNINGS"] = "ignore"
-    if side != "package":
+    if side == LOCK_OFF:
+        env[CROSS_PROCESS] = "0"  # the package, without its cross-process lock
+    elif side != "package":
         env[OPT_OUT] = "1"  # released and patched: the package stays out
     return env
 
@@ -69,6 +74,81 @@ def run_side(
             tail = done.stderr.strip().splitlines()[-3:]
             return {"error": " / ".join(tail) or f"exit code {done.returncode}"}
         return json.loads(out_path.read_text())
+
+
+def run_servers(python: Path, plan: Plan, release: str, side: str) -> Dict[str, Any]:
+    """``bench.servers``' output for one (release, side), or ``{"error": ...}``.
+
+    Its stderr (progress, server log tails on failure) is shown when a row
+    failed.
+    """
+    spec = {
+        "postgres_url": plan.postgres_url,
+        "workload": plan.workload.as_dict(),
+        "workers": sorted(set(plan.workers)),
+        "clients": plan.clients,
+    }
+    with tempfile.TemporaryDirectory(prefix="adk-bench-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        started = time.perf_counter()
+        try:
+            done = subprocess.run(
+                [str(python), "-m", "bench.servers", str(spec_path), str(out_path)],
+                cwd=REPO,
+                env=_worker_env(side),
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            return {"error": f"timed out after {error.timeout:.0f} s"}
+        took = time.perf_counter() - started
+        _log(f"google-adk {release} {side}, api_server workers: {took:.0f} s")
+        output = json.loads(out_path.read_text()) if out_path.exists() else None
+        failed = output is None or any("error" in r for r in output["runs"])
+        if done.returncode != 0 or failed:
+            print("\n".join(done.stderr.splitlines()[-80:]), file=sys.stderr)
+        if done.returncode != 0 or output is None:
+            tail = done.stderr.strip().splitlines()[-3:]
+            return {"error": " / ".join(tail) or f"exit code {done.returncode}"}
+        return output
+
+
+def server_rows(release: str, side: str, output: Dict[str, Any]) -> List[Dict]:
+    """One table row per (workers, client) of ``bench.servers``' output."""
+    rows = []
+    for run in output.get("runs", []):
+        row: Dict[str, Any] = {
+            "release": release,
+            "side": side,
+            "workers": run["workers"],
+            "client": run["client"],
+            "status": output.get("status"),
+            "log_errors": run.get("log_errors"),
+        }
+        if "error" in run:
+            row["error"] = run["error"]
+        else:
+            row["result"] = summarize(run["report"])
+        rows.append(row)
+    return rows
+
+
+def failed_servers(plan: Plan, release: str, side: str, error: str) -> List[Dict]:
+    return [
+        {
+            "release": release,
+            "side": side,
+            "workers": n,
+            "client": client,
+            "status": None,
+            "error": error,
+        }
+        for n in sorted(set(plan.workers))
+        for client in plan.clients
+    ]
 
 
 def configurations(release: str, side: str, output: Dict[str, Any]) -> List[Dict]:

@@ -58,3 +58,55 @@ def test_tiny_bench_writes_its_tables(tmp_path: Path) -> None:
     assert f"| {version} | released | sqlite | eager |" in table
     assert "## Targets" in table
     assert "## Overheads" in table
+
+
+def test_workers_table_puts_each_two_worker_row_under_its_one_worker_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--workers``' table from made-up rows (no server is started here)."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from bench import report
+
+    def row(side: str, workers: int, stored: int, calls: int) -> dict:
+        result = {
+            "turns_failed": 0,
+            "user_messages_lost": 0,
+            "summaries_triggered": 12,
+            "summaries_persisted": stored,
+            "summaries_duplicated": 0,
+            "summaries_wrong_range": stored - 12 if stored > 12 else 0,
+            "summaries_lost": 0,
+            "summarizer_calls": calls,
+            "turn_p50_ms": 100.0,
+            "turn_p95_ms": 150.0,
+            "stream_p50_ms": 600.0,
+            "stream_p95_ms": 700.0,
+        }
+        status = {"applied": side == "package"}
+        return {
+            "release": "2.13.0",
+            "side": side,
+            "workers": workers,
+            "client": "eager",
+            "status": status,
+            "result": result,
+        }
+
+    results = {
+        "workers": [
+            row("package", 2, 12, 12),
+            row("released", 2, 20, 20),
+            row("package", 1, 12, 12),
+            row("released", 1, 12, 12),
+        ]
+    }
+    lines = report.workers_table(results)
+    assert lines[0].startswith("| google-adk | side | client | workers |")
+    body = [line.split(" | ")[1:4] for line in lines[2:]]
+    assert body == [
+        ["released", "eager", "1"],
+        ["released", "eager", "2"],
+        ["+ package", "eager", "1"],
+        ["+ package", "eager", "2"],
+    ]
+    assert "| 20 | 0 | 8 | 0 | 20 | 100 / 150 | 600 / 700 |" in lines[3]

@@ -60,3 +60,31 @@ def test_a_session_read_as_json_is_inspected_like_a_stored_one():
     assert findings.user_messages == [f"s0 turn {n}" for n in range(1, 5)]
     assert len(findings.replies) == 4
     assert findings.summary_ranges == [(1, 2)]
+
+
+def test_a_turn_times_its_final_reply_and_the_end_of_its_stream():
+    """Turn latency at the final reply, stream latency at the end of the body."""
+    import asyncio
+    import json
+
+    import httpx
+
+    from adk_compaction_backport.verify.http_client import _Turn
+
+    events = [_event("assistant", "reply to x", "i1", 1.0), {"partial": False}]
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=body)
+
+    async def run() -> _Turn:
+        turn = _Turn("turn 1")
+        transport = httpx.MockTransport(handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+            await turn.run(c, {})
+        return turn
+
+    turn = asyncio.run(run())
+    assert turn.errors == []
+    assert turn.replied_after is not None and turn.ended_after is not None
+    assert turn.ended_after >= turn.replied_after

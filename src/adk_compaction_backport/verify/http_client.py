@@ -120,6 +120,7 @@ class _Turn:
         self.errors: List[str] = []
         self.sent = time.perf_counter()
         self.replied_after: Optional[float] = None
+        self.ended_after: Optional[float] = None
 
     async def run(self, client: Any, body: Dict[str, Any]) -> None:
         try:
@@ -140,6 +141,7 @@ class _Turn:
                     elif _is_final_reply(data) and not self.final_reply.is_set():
                         self.replied_after = time.perf_counter() - self.sent
                         self.final_reply.set()
+            self.ended_after = time.perf_counter() - self.sent
         except Exception as error:  # a broken connection fails the turn
             self.errors.append(repr(error))
         finally:
@@ -184,6 +186,8 @@ async def _drive_session(
             report.turn_latencies.append(turn.replied_after)
     await asyncio.gather(*tails)
     for turn in turns:
+        if turn.ended_after is not None:
+            report.stream_latencies.append(turn.ended_after)
         if turn.errors:
             report.turns_failed += 1
             report.errors.append(f"{turn.label}: {turn.errors[0]}"[:300])

@@ -1,0 +1,254 @@
+"""Several ``adk api_server`` workers on one database, inside a side's venv.
+
+Run as ``python -m bench.servers SPEC OUT`` from the repository root, by
+``bench.runner.run_servers``: SPEC is a JSON file, the results go to OUT as
+JSON. The parent sets ``ADK_COMPACTION_BACKPORT_DISABLE`` for the released
+side; the servers inherit this process's environment, so they run the side
+the parent asked for (the package's start-up hook applies in each of them as
+it would for a user).
+
+Per (release, side): one new PostgreSQL database and as many real servers as
+the largest worker count, started once (a google-adk import takes seconds to
+tens of seconds). Each row (workers, client) has an agent (an app) of its own
+in the same agents directory, so its sessions, its summarizer-calls file and
+its figures are its own; an ``N``-worker row sends each session's turns
+round-robin to the first ``N`` servers, as a load balancer without session
+affinity would. Every server first serves an untimed warm-up session (lazy
+imports, the first connections). Server logs stay in a temporary directory;
+their tails go to stderr when something fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+# A server log line that means something went wrong (warnings are allowed).
+BAD_LOG = re.compile(
+    r"Traceback|Task exception was never retrieved|Task was destroyed"
+    r"|\bERROR\b|\bCRITICAL\b|Exception in ASGI",
+    re.IGNORECASE,
+)
+READY_TIMEOUT = 300.0  # two 1.18 servers importing at once on a busy 2 cores
+# Runtime detection that would turn google-adk's local storage off.
+CLOUD_MARKERS = ("K_SERVICE", "KUBERNETES_SERVICE_HOST", "ADK_DISABLE_LOCAL_STORAGE")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    log: Path
+    process: subprocess.Popen
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def bad_lines(self) -> int:
+        if not self.log.exists():
+            return 0
+        text = self.log.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if BAD_LOG.search(line))
+
+
+def _launch(tmp: Path, agents_dir: Path, session_service_uri: str, n: int) -> Server:
+    port = free_port()
+    args = [sys.executable, "-m", "google.adk.cli", "api_server"]
+    args += ["--host", "127.0.0.1", "--port", str(port)]
+    args += ["--session_service_uri", session_service_uri, str(agents_dir)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HOME=str(tmp))
+    for name in CLOUD_MARKERS:
+        env.pop(name, None)
+    log = tmp / f"server{n}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            args, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    return Server(f"http://127.0.0.1:{port}", log, process)
+
+
+def _stop(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def _print_tails(servers: List[Server]) -> None:
+    for n, server in enumerate(servers):
+        print(f"--- server {n} ({server.base_url}), last lines of {server.log}:")
+        print(server.log_tail(), flush=True)
+
+
+def _row_agent(workers: int, client: str) -> str:
+    return f"w{workers}_{client}_{uuid.uuid4().hex[:6]}"
+
+
+def _workload(spec: Dict[str, Any], client: str) -> Any:
+    from adk_compaction_backport.verify.scenario import Workload
+
+    return Workload(client=client, **spec["workload"])
+
+
+def _run_row(
+    servers: List[Server], app: str, calls: Path, workload: Any
+) -> Dict[str, Any]:
+    from adk_compaction_backport.verify.http_client import run_http_workload
+
+    report = asyncio.run(
+        run_http_workload(
+            servers[0].base_url,
+            app,
+            workload,
+            calls_file=calls,
+            also=[s.base_url for s in servers[1:]],
+        )
+    )
+    return report.as_dict()
+
+
+def _warm_up(servers: List[Server], spec: Dict[str, Any], agent: str) -> None:
+    """One quick untimed session per server, compacting once."""
+    from adk_compaction_backport.verify.scenario import Workload
+
+    w = spec["workload"]
+    workload = Workload(
+        sessions=1,
+        turns=w["interval"] + 1,
+        interval=w["interval"],
+        overlap=w["overlap"],
+        summarizer_delay=0.0,
+        reply_delay=0.0,
+        client="sequential",
+    )
+    for server in servers:
+        _run_row([server], agent, Path(os.devnull), workload)
+
+
+def run(spec: Dict[str, Any], tmp: Path, url: str) -> List[Dict[str, Any]]:
+    """Every (workers, client) row on ``url``'s database."""
+    from adk_compaction_backport.verify.http_client import wait_until_ready
+    from adk_compaction_backport.verify.served_agent import write_agents_dir
+    from adk_compaction_backport.verify.urls import database_url
+
+    w = spec["workload"]
+    agents_dir = tmp / "agents"
+    rows = [(n, c) for n in spec["workers"] for c in spec["clients"]]
+    agents = {row: _row_agent(*row) for row in rows}
+    warm = "warm_up"
+    for name in [warm, *agents.values()]:
+        write_agents_dir(
+            agents_dir,
+            name,
+            interval=w["interval"],
+            overlap=w["overlap"],
+            summarizer_delay=0.0 if name == warm else w["summarizer_delay"],
+            reply_delay=0.0 if name == warm else w["reply_delay"],
+            calls_file=tmp / f"{name}.calls",
+        )
+    servers: List[Server] = []
+    results: List[Dict[str, Any]] = []
+    try:
+        for n in range(max(spec["workers"])):  # all import at once
+            servers.append(_launch(tmp, agents_dir, database_url(url), n))
+        started = time.perf_counter()
+        for server in servers:
+            wait_until_ready(server.base_url, READY_TIMEOUT, server.process)
+        _log(f"{len(servers)} servers ready in {time.perf_counter() - started:.0f} s")
+        _warm_up(servers, spec, warm)
+        for (workers, client), agent in agents.items():
+            result: Dict[str, Any] = {"workers": workers, "client": client}
+            before = [s.bad_lines() for s in servers]
+            try:
+                workload = _workload(spec, client)
+                result["report"] = _run_row(
+                    servers[:workers], agent, tmp / f"{agent}.calls", workload
+                )
+            except Exception as error:
+                result["error"] = f"{error!r}"[:500]
+                traceback.print_exc()
+                _print_tails(servers)
+            result["log_errors"] = sum(
+                s.bad_lines() - b for s, b in zip(servers, before)
+            )
+            dead = [n for n, s in enumerate(servers) if s.process.poll() is not None]
+            if dead:
+                result.setdefault("error", f"server(s) {dead} exited")
+                _print_tails(servers)
+            results.append(result)
+            _log(f"{workers} worker(s), {client}: {_brief(result)}")
+    except Exception:
+        _print_tails(servers)
+        raise
+    finally:
+        for server in servers:
+            _stop(server)
+    return results
+
+
+def _brief(result: Dict[str, Any]) -> str:
+    if "error" in result:
+        return f"failed: {result['error'][:200]}"
+    r = result["report"]
+    return (
+        f"{r['turns_failed']} failed, {r['summaries_stored']}/"
+        f"{r['summaries_expected']} summaries, {r['summarizer_calls']} calls"
+    )
+
+
+def _status() -> Dict[str, Any]:
+    import adk_compaction_backport as acb
+
+    return acb.status().as_dict()
+
+
+def _log(text: str) -> None:
+    print(f"bench.servers: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    spec_path, out_path = argv or sys.argv[1:]
+    spec = json.loads(Path(spec_path).read_text())
+    warnings.simplefilter("ignore")
+    from bench.databases import fresh_database
+
+    output: Dict[str, Any] = {"status": None, "runs": []}
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="adk-bench-"))
+        url = stack.enter_context(fresh_database("postgresql", spec["postgres_url"]))
+        output["runs"] = run(spec, Path(tmp), url)
+    # The servers' status, as this interpreter sees it (same venv, same env).
+    import google.adk.runners  # noqa: F401 - the start-up hook patches here
+
+    output["status"] = _status()
+    Path(out_path).write_text(json.dumps(output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
