@@ -151,3 +151,29 @@ async def test_bookkeeping_returns_to_nothing_when_sessions_go_idle():
     await asyncio.gather(*tasks)
     assert coordinator.tracked_sessions() == 0
     assert coordinator.pending() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_queued_compaction_sees_the_events_its_turn_ended_with():
+    # 1.24-1.27 reload a stale Session's events from storage when a write goes
+    # through it: a queued compaction must not summarize what its turn never
+    # saw (the next turn's first events, half an invocation).
+    from google.adk.events.event import Event
+
+    coordinator, service, seen = Coordinator(), RecordingService(), []
+    first_may_finish = asyncio.Event()
+    turn = session()
+    turn.events.append(Event(author="user", invocation_id="1"))
+
+    async def first(app, view, writer):
+        await first_may_finish.wait()
+
+    async def second(app, view, writer):
+        seen.extend(e.invocation_id for e in view.events)
+
+    coordinator.submit(None, session(), service, first)
+    done = coordinator.submit(None, turn, service, second)
+    turn.events.append(Event(author="user", invocation_id="2"))  # a reload
+    first_may_finish.set()
+    await asyncio.wait_for(done, timeout=30)
+    assert seen == ["1"]

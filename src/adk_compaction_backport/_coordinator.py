@@ -349,6 +349,11 @@ class Coordinator:
         """
         loop = asyncio.get_running_loop()
         key = session_key(service, session.app_name, session.user_id, session.id)
+        # The events as the turn ended. The turn's ``Session`` may change while
+        # this compaction waits: on 1.24-1.27 a stale write through it reloads
+        # its events from storage, with the next turn's first events in them,
+        # and a summary of that view would end in the middle of an invocation.
+        session = session.model_copy(update={"events": list(session.events)})
         finished: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
             slot = self._slots.setdefault(key, _SessionSlot())
