@@ -314,25 +314,12 @@ class Coordinator:
         (``drain()``, sync ``Runner.run``, the time limit). If the stream's
         reader goes away, the compaction carries on.
         """
-        key = session_key(service, session.app_name, session.user_id, session.id)
-        if self._has_pending_compaction(key):
-            self.submit(app, session, service, compact)
-            return
         started = asyncio.get_running_loop().create_future()
         task = self.submit(app, session, service, compact, started)
         # Cancelled before its first step, the task never resolves ``started``.
         task.add_done_callback(lambda _: started.done() or started.set_result(False))
         if await started:
             await asyncio.shield(task)
-
-    def _has_pending_compaction(self, key: SessionKey) -> bool:
-        with self._lock:
-            slot = self._slots.get(key)
-            return (
-                slot is not None
-                and slot.tail is not None
-                and not slot.tail.finished.done()
-            )
 
     def submit(
         self,
