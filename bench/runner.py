@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from bench.metrics import summarize
 from bench.overhead import OPT_OUT
@@ -51,16 +51,17 @@ def _spec(plan: Plan, side: str, turn_overhead: bool) -> Dict[str, Any]:
     return spec
 
 
-def run_side(
-    python: Path, plan: Plan, release: str, side: str, turn_overhead: bool
-) -> Dict[str, Any]:
-    """The worker's output for one (release, side), or ``{"error": ...}``."""
+def _run_module(
+    python: Path, module: str, spec: Dict[str, Any], side: str
+) -> Tuple[subprocess.CompletedProcess, Optional[Dict[str, Any]], float]:
+    """Run ``python -m module SPEC OUT`` in a release's venv: the process, what
+    it wrote to OUT (None if nothing), and the seconds it took."""
     with tempfile.TemporaryDirectory(prefix="adk-bench-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(_spec(plan, side, turn_overhead)))
+        spec_path.write_text(json.dumps(spec))
         started = time.perf_counter()
         done = subprocess.run(
-            [str(python), "-m", "bench.worker", str(spec_path), str(out_path)],
+            [str(python), "-m", module, str(spec_path), str(out_path)],
             cwd=REPO,
             env=_worker_env(side),
             capture_output=True,
@@ -69,11 +70,28 @@ def run_side(
             check=False,
         )
         took = time.perf_counter() - started
-        _log(f"google-adk {release} {side}: {took:.0f} s")
-        if done.returncode != 0 or not out_path.exists():
-            tail = done.stderr.strip().splitlines()[-3:]
-            return {"error": " / ".join(tail) or f"exit code {done.returncode}"}
-        return json.loads(out_path.read_text())
+        try:
+            output = json.loads(out_path.read_text()) if out_path.exists() else None
+        except ValueError:  # cut short while writing it
+            output = None
+        return done, output, took
+
+
+def _failure(done: subprocess.CompletedProcess) -> Dict[str, str]:
+    tail = done.stderr.strip().splitlines()[-3:]
+    return {"error": " / ".join(tail) or f"exit code {done.returncode}"}
+
+
+def run_side(
+    python: Path, plan: Plan, release: str, side: str, turn_overhead: bool
+) -> Dict[str, Any]:
+    """The worker's output for one (release, side), or ``{"error": ...}``."""
+    spec = _spec(plan, side, turn_overhead)
+    done, output, took = _run_module(python, "bench.worker", spec, side)
+    _log(f"google-adk {release} {side}: {took:.0f} s")
+    if done.returncode != 0 or output is None:
+        return _failure(done)
+    return output
 
 
 def run_servers(python: Path, plan: Plan, release: str, side: str) -> Dict[str, Any]:
@@ -88,32 +106,17 @@ def run_servers(python: Path, plan: Plan, release: str, side: str) -> Dict[str, 
         "workers": sorted(set(plan.workers)),
         "clients": plan.clients,
     }
-    with tempfile.TemporaryDirectory(prefix="adk-bench-") as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(spec))
-        started = time.perf_counter()
-        try:
-            done = subprocess.run(
-                [str(python), "-m", "bench.servers", str(spec_path), str(out_path)],
-                cwd=REPO,
-                env=_worker_env(side),
-                capture_output=True,
-                text=True,
-                timeout=1800,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            return {"error": f"timed out after {error.timeout:.0f} s"}
-        took = time.perf_counter() - started
-        _log(f"google-adk {release} {side}, api_server workers: {took:.0f} s")
-        output = json.loads(out_path.read_text()) if out_path.exists() else None
-        failed = output is None or any("error" in r for r in output["runs"])
-        if done.returncode != 0 or failed:
-            print("\n".join(done.stderr.splitlines()[-80:]), file=sys.stderr)
-        if done.returncode != 0 or output is None:
-            tail = done.stderr.strip().splitlines()[-3:]
-            return {"error": " / ".join(tail) or f"exit code {done.returncode}"}
-        return output
+    try:
+        done, output, took = _run_module(python, "bench.servers", spec, side)
+    except subprocess.TimeoutExpired as error:
+        return {"error": f"timed out after {error.timeout:.0f} s"}
+    _log(f"google-adk {release} {side}, api_server workers: {took:.0f} s")
+    failed = output is None or any("error" in r for r in output["runs"])
+    if done.returncode != 0 or failed:
+        print("\n".join(done.stderr.splitlines()[-80:]), file=sys.stderr)
+    if done.returncode != 0 or output is None:
+        return _failure(done)
+    return output
 
 
 def server_rows(release: str, side: str, output: Dict[str, Any]) -> List[Dict]:
