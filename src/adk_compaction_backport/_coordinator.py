@@ -25,6 +25,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from typing import (
     Any,
     Awaitable,
@@ -43,7 +44,12 @@ from adk_compaction_backport._compaction_events import (
     widened,
 )
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
-from adk_compaction_backport._process_locks import session_lock
+from adk_compaction_backport._process_locks import (
+    claimed_elsewhere,
+    session_lock,
+    turn_claim,
+    until_unclaimed,
+)
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
 
@@ -159,6 +165,34 @@ def _landed_summaries(slot: _SessionSlot, session: Any, stored: Any) -> List[Any
     return found
 
 
+def _sliding_interval(app: Any) -> Optional[int]:
+    """The sliding window's interval, None where it does not decide alone
+    (token-threshold compaction, anything unexpected)."""
+    config = getattr(app, "events_compaction_config", None)
+    interval = getattr(config, "compaction_interval", None)
+    if getattr(config, "token_threshold", None) is not None or not isinstance(
+        interval, int
+    ):
+        return None
+    return interval
+
+
+def _new_invocations(events: List[Any]) -> List[str]:
+    """Invocations with events after the newest summary in ``events``, in order."""
+    last_end = next(
+        (end_timestamp(e) or 0.0 for e in reversed(events) if end_timestamp(e)), 0.0
+    )
+    new: Dict[str, None] = {}
+    for event in events:
+        if (
+            event.invocation_id
+            and compaction_of(event) is None
+            and event.timestamp > last_end
+        ):
+            new[event.invocation_id] = None
+    return list(new)
+
+
 def _may_be_due(app: Any, events: List[Any]) -> bool:
     """False only when no sliding-window summary can be due on ``events``.
 
@@ -167,23 +201,27 @@ def _may_be_due(app: Any, events: List[Any]) -> bool:
     process stored can only leave fewer). Token-threshold compaction and
     anything unexpected: maybe.
     """
-    config = getattr(app, "events_compaction_config", None)
-    if config is None:
+    if getattr(app, "events_compaction_config", None) is None:
         return False
-    interval = getattr(config, "compaction_interval", None)
-    if getattr(config, "token_threshold", None) is not None or not isinstance(
-        interval, int
-    ):
-        return True
-    last_end = next(
-        (end_timestamp(e) or 0.0 for e in reversed(events) if end_timestamp(e)), 0.0
+    interval = _sliding_interval(app)
+    return interval is None or len(_new_invocations(events)) >= interval
+
+
+def _earlier_due_turn(app: Any, events: List[Any]) -> Optional[str]:
+    """The first turn before the last one in ``events`` whose compaction is
+    due and not landed: the turn one process would have compacted first."""
+    interval = _sliding_interval(app)
+    new = _new_invocations(events)
+    if interval is None or interval < 1 or len(new) <= interval:
+        return None
+    return new[interval - 1]
+
+
+def _turn_of(events: List[Any]) -> str:
+    """The invocation of the turn that ended with ``events``."""
+    return next(
+        (e.invocation_id for e in reversed(events) if compaction_of(e) is None), ""
     )
-    new = {
-        e.invocation_id
-        for e in events
-        if e.invocation_id and compaction_of(e) is None and e.timestamp > last_end
-    }
-    return len(new) >= interval
 
 
 async def _read(service: Any, app_name: str, user_id: str, session_id: str) -> Any:
@@ -369,26 +407,64 @@ class Coordinator:
             if started is not None and not started.done():
                 started.set_result(without_waiting)
 
+        names = (session.app_name, session.user_id, session.id)
+        claim: Any = ASYNC_NULL_CONTEXT
+        if _may_be_due(app, self._window_events(slot, session)):
+            # Other processes see this turn's compaction pending from now on.
+            claim = turn_claim(service, *names, _turn_of(session.events))
         try:
-            if previous is not None and not previous.finished.done():
-                running(False)
-                await _wait_for(previous)
-            if not _may_be_due(app, self._window_events(slot, session)):
-                running(True)
-                await self._run(slot, app, session, service, compact, None)
-                return
-            names = (session.app_name, session.user_id, session.id)
-            # Across processes: one compaction of the session at a time, and it
-            # builds on whatever summary another process stored meanwhile.
-            lock = session_lock(
-                service, *names, self.time_limit, on_wait=lambda: running(False)
-            )
-            async with lock as shared:
-                running(True)
-                stored = await _read(service, *names) if shared is not None else None
-                await self._run(slot, app, session, service, compact, stored)
+            async with claim:
+                if previous is not None and not previous.finished.done():
+                    running(False)
+                    await _wait_for(previous)
+                if not _may_be_due(app, self._window_events(slot, session)):
+                    running(True)
+                    await self._run(slot, app, session, service, compact, None)
+                    return
+                await self._run_in_turn_order(
+                    slot, app, session, service, compact, running
+                )
         finally:
             running(False)
+
+    async def _run_in_turn_order(
+        self,
+        slot: _SessionSlot,
+        app: Any,
+        session: Any,
+        service: Any,
+        compact: CompactFn,
+        running: Callable[[bool], None],
+    ) -> None:
+        """Across processes: one compaction of the session at a time, building
+        on whatever summary another process stored meanwhile, and after the
+        compaction of an earlier turn still pending in another process (a later
+        turn's compaction that got the lock first waits for it, so the windows
+        are those one process would cut)."""
+        names = (session.app_name, session.user_id, session.id)
+        deadline = time.monotonic() + self.time_limit
+        while True:
+            lock = session_lock(
+                service,
+                *names,
+                max(0.0, deadline - time.monotonic()),
+                on_wait=lambda: running(False),
+            )
+            async with lock as shared:
+                stored = await _read(service, *names) if shared is not None else None
+                earlier = (
+                    _earlier_due_turn(app, self._window_events(slot, session, stored))
+                    if shared and time.monotonic() < deadline
+                    else None
+                )
+                if earlier is None or not await claimed_elsewhere(
+                    service, *names, earlier
+                ):
+                    running(True)
+                    await self._run(slot, app, session, service, compact, stored)
+                    return
+            running(False)
+            await until_unclaimed(service, names, earlier, deadline)
 
     async def _run(
         self,

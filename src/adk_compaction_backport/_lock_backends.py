@@ -28,13 +28,26 @@ SIDE_CAR_SUFFIX = ".adk-compaction.lock"
 # within every platform's 64-bit ``off_t``.
 OFFSET_RANGE = 1 << 40
 
-# dialect -> (try-lock statement, unlock statement); ``:key`` is bound.
+# dialect -> (try-lock statement, unlock statement, held-by-another-connection
+# statement); ``:key`` is bound. The last only reads: PostgreSQL's lock table
+# (a bigint key shows as classid = high 32 bits, objid = low 32 bits,
+# objsubid = 1), MySQL's owner of a named lock.
 _STATEMENTS = {
     "postgresql": (
         "SELECT pg_try_advisory_lock(:key)",
         "SELECT pg_advisory_unlock(:key)",
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+        " AND granted AND pid <> pg_backend_pid() AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())"
+        " AND classid = CAST((CAST(:key AS bigint) >> 32) & 4294967295 AS oid)"
+        " AND objid = CAST(CAST(:key AS bigint) & 4294967295 AS oid))",
     ),
-    "mysql": ("SELECT GET_LOCK(:key, 0)", "SELECT RELEASE_LOCK(:key)"),
+    "mysql": (
+        "SELECT GET_LOCK(:key, 0)",
+        "SELECT RELEASE_LOCK(:key)",
+        "SELECT COALESCE(IS_USED_LOCK(:key) <> CONNECTION_ID(), 0)",
+    ),
 }
 
 Token = Tuple[Any, int]
@@ -86,6 +99,11 @@ class DatabaseLocks:
     async def unlock(self, token: Token) -> None:
         key, generation = token
         await self._run(self._statements[1], key, reconnect=False, only=generation)
+
+    async def held_elsewhere(self, key: Any) -> bool:
+        """Whether another connection holds ``key`` (without touching it)."""
+        held, _ = await self._run(self._statements[2], key, reconnect=True)
+        return held
 
     async def close(self) -> None:
         """Close the connection of the running event loop and the sync one."""
@@ -228,6 +246,33 @@ class FileLocks:
         import fcntl
 
         fcntl.lockf(self._descriptor(), fcntl.LOCK_UN, 1, token[0])
+
+    async def held_elsewhere(self, key: Any) -> bool:
+        """Whether another process holds byte ``key`` (``F_GETLK``: only asks).
+
+        False where the layout of ``struct flock`` is not known here (only
+        64-bit Linux and macOS are).
+        """
+        import fcntl
+        import struct
+        import sys
+
+        layout = _FLOCK_LAYOUTS.get(sys.platform)
+        if layout is None or sys.maxsize < 2**32:  # 32-bit: another off_t
+            return False
+        fields = {"type": fcntl.F_WRLCK, "whence": os.SEEK_SET, "start": key}
+        fields.update(length=1, pid=0)
+        request = struct.pack(layout[0], *(fields[name] for name in layout[1]))
+        answer = fcntl.fcntl(self._descriptor(), fcntl.F_GETLK, request)
+        found = dict(zip(layout[1], struct.unpack(layout[0], answer)))
+        return found["type"] != fcntl.F_UNLCK
+
+
+# ``struct flock`` per platform: (struct format, field names in order).
+_FLOCK_LAYOUTS = {
+    "linux": ("@hhqqi4x", ("type", "whence", "start", "length", "pid")),
+    "darwin": ("@qqihh", ("start", "length", "pid", "type", "whence")),
+}
 
 
 def backend_for(service: Any) -> Optional[Tuple[Any, Any]]:

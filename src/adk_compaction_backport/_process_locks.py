@@ -10,6 +10,14 @@ False when it was tried and not taken, None when there is nothing to take
 another process holds the lock (the stream of the turn then ends without
 waiting for this compaction).
 
+``turn_claim`` marks, for the other processes, that the compaction of one
+turn is pending (a second lock, keyed by the session and the turn's
+invocation, held from the turn's end until its compaction is done), and
+``claimed_elsewhere`` asks whether another process holds such a mark. A later
+turn's compaction that finds an earlier due turn claimed waits for it, so the
+windows are cut where one process would cut them; a claim that died with its
+process (or was never taken) holds nothing up.
+
 Never blocks forever: a process that cannot take part (no package, another
 version) may hold the session's summary write without the lock, so waiting is
 bounded by the compaction time limit, after which the compaction goes on
@@ -25,12 +33,13 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 logger = logging.getLogger("adk_compaction_backport")
 
 CROSS_PROCESS_VARIABLE = "ADK_COMPACTION_BACKPORT_CROSS_PROCESS"
 NAMESPACE = b"adk-compaction-backport/session-lock/v1"
+CLAIM_NAMESPACE = b"adk-compaction-backport/turn-claim/v1"
 FIRST_POLL = 0.02
 LAST_POLL = 0.25
 
@@ -41,11 +50,27 @@ def cross_process_enabled() -> bool:
     return value not in ("0", "false", "no", "off")
 
 
-def _digest(app_name: str, user_id: str, session_id: str) -> bytes:
+def _digest(
+    app_name: str, user_id: str, session_id: str, *more: str, space: bytes = NAMESPACE
+) -> bytes:
     import hashlib
 
-    parts = "\0".join((app_name, user_id, session_id)).encode("utf-8", "replace")
-    return hashlib.blake2b(NAMESPACE + b"\0" + parts, digest_size=32).digest()
+    parts = "\0".join((app_name, user_id, session_id, *more))
+    encoded = parts.encode("utf-8", "replace")
+    return hashlib.blake2b(space + b"\0" + encoded, digest_size=32).digest()
+
+
+def _backend(service: Any) -> Any:
+    """This process's lock backend for ``service``, or None (off, or none)."""
+    if not cross_process_enabled():
+        return None
+    try:
+        from adk_compaction_backport._lock_backends import locks_for
+
+        return locks_for(service)
+    except Exception:
+        logger.debug("no cross-process lock for this service", exc_info=True)
+        return None
 
 
 # Locks this process holds: (backend, key) -> [holders, token]. Two sessions
@@ -55,6 +80,9 @@ def _digest(app_name: str, user_id: str, session_id: str) -> bytes:
 _HELD: Dict[Tuple[int, Any], list] = {}
 _HELD_GUARD = threading.Lock()
 _FAILING: Dict[int, bool] = {}
+# Claims this process holds: (backend, key). Never asked about: the in-process
+# queue already orders this process's own compactions.
+_CLAIMS: Set[Tuple[int, Any]] = set()
 
 
 class session_lock:
@@ -77,15 +105,7 @@ class session_lock:
         self._held: Optional[Tuple[int, Any]] = None
 
     async def __aenter__(self) -> Optional[bool]:
-        if not cross_process_enabled():
-            return None
-        try:
-            from adk_compaction_backport._lock_backends import locks_for
-
-            self._backend = locks_for(self._service)
-        except Exception:
-            logger.debug("no cross-process lock for this service", exc_info=True)
-            return None
+        self._backend = _backend(self._service)
         if self._backend is None:
             return None
         key = self._backend.key_of(_digest(*self._names))
@@ -167,3 +187,81 @@ class session_lock:
             "against storage before they are written)",
             error,
         )
+
+
+class turn_claim:
+    """Marks a turn's compaction as pending, for the other processes.
+
+    Taken without waiting (nobody else claims this turn); if it cannot be
+    taken, nothing is marked and a later turn's compaction does not wait for
+    this one: the ranges may then be cut elsewhere, each still summarized once.
+    """
+
+    def __init__(
+        self, service: Any, app_name: str, user_id: str, session_id: str, turn: str
+    ) -> None:
+        self._service = service
+        self._names = (app_name, user_id, session_id, turn)
+        self._token: Any = None
+        self._backend: Any = None
+        self._held: Optional[Tuple[int, Any]] = None
+
+    async def __aenter__(self) -> bool:
+        self._backend = _backend(self._service)
+        if self._backend is None:
+            return False
+        key = self._backend.key_of(_digest(*self._names, space=CLAIM_NAMESPACE))
+        try:
+            self._token = await self._backend.try_lock(key)
+        except Exception:
+            logger.debug("claiming a turn's compaction failed", exc_info=True)
+            return False
+        if self._token is None:
+            return False
+        self._held = (id(self._backend), key)
+        with _HELD_GUARD:
+            _CLAIMS.add(self._held)
+        return True
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._held is None:
+            return
+        with _HELD_GUARD:
+            _CLAIMS.discard(self._held)
+        try:
+            await self._backend.unlock(self._token)
+        except Exception:  # it died with its connection
+            logger.debug("releasing a turn's claim failed", exc_info=True)
+
+
+async def claimed_elsewhere(
+    service: Any, app_name: str, user_id: str, session_id: str, turn: str
+) -> bool:
+    """Whether another process holds the claim of ``turn``'s compaction."""
+    backend = _backend(service)
+    if backend is None:
+        return False
+    key = backend.key_of(
+        _digest(app_name, user_id, session_id, turn, space=CLAIM_NAMESPACE)
+    )
+    with _HELD_GUARD:
+        if (id(backend), key) in _CLAIMS:
+            return False
+    try:
+        return await backend.held_elsewhere(key)
+    except Exception:
+        logger.debug("asking for a turn's claim failed", exc_info=True)
+        return False
+
+
+async def until_unclaimed(
+    service: Any, names: Tuple[str, str, str], turn: str, deadline: float
+) -> None:
+    """Wait (polling) until ``turn``'s claim is gone or ``deadline`` passes."""
+    pause = FIRST_POLL
+    while await claimed_elsewhere(service, *names, turn):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 1.5, LAST_POLL)
