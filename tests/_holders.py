@@ -1,4 +1,4 @@
-"""Another process holding one session's cross-process lock (``_lock_holder.py``)."""
+"""Another process holding a session's cross-process lock or a turn's claim."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ HERE = Path(__file__).parent
 
 
 class Holder:
-    """``_lock_holder.py`` holding one session's lock in another process."""
+    """``_lock_holder.py`` holding one session's lock (or, given ``turn``, the
+    claim of that turn's compaction) in another process."""
 
     def __init__(
-        self, spec: str, session_id: str, app_name: str = "app", user_id: str = "user"
+        self,
+        spec: str,
+        session_id: str,
+        app_name: str = "app",
+        user_id: str = "user",
+        turn: str = "",
     ) -> None:
         script = str(HERE / "_lock_holder.py")
         self.process = subprocess.Popen(
-            [sys.executable, script, spec, session_id, app_name, user_id],
+            [sys.executable, script, spec, session_id, app_name, user_id, turn],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

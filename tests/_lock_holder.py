@@ -1,11 +1,12 @@
 """A process that takes one session's cross-process lock and holds it.
 
-``python _lock_holder.py SPEC SESSION_ID [APP USER]``: SPEC names the storage (see
-``storage``). Prints ``held`` (or ``not held``) once it has tried, then holds
-until a line arrives on stdin (or stdin closes), releases and prints
-``released``. Killed with SIGKILL it never releases: the database server or
-the kernel must. Imports no google-adk: the lock needs only the service's
-``db_engine.url`` (or ``_db_path``).
+``python _lock_holder.py SPEC SESSION_ID [APP USER [TURN]]``: SPEC names the
+storage (see ``storage``); with TURN it holds that turn's claim instead (what a
+process whose compaction of TURN is pending holds). Prints ``held`` (or ``not
+held``) once it has tried, then holds until a line arrives on stdin (or stdin
+closes), releases and prints ``released``. Killed with SIGKILL it never
+releases: the database server or the kernel must. Imports no google-adk: the
+lock needs only the service's ``db_engine.url`` (or ``_db_path``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from types import SimpleNamespace
 from typing import Any
 
-from adk_compaction_backport._process_locks import session_lock
+from adk_compaction_backport._process_locks import session_lock, turn_claim
 
 
 class _AsyncEngine(SimpleNamespace):
@@ -37,14 +38,20 @@ def storage(spec: str) -> Any:
 
 
 async def main(
-    spec: str, session_id: str, app_name: str = "app", user_id: str = "user"
+    spec: str,
+    session_id: str,
+    app_name: str = "app",
+    user_id: str = "user",
+    turn: str = "",
 ) -> None:
     service = storage(spec)
-    async with session_lock(service, app_name, user_id, session_id, 5.0) as held:
+    names = (service, app_name, user_id, session_id)
+    lock = turn_claim(*names, turn) if turn else session_lock(*names, 5.0)
+    async with lock as held:
         print("held" if held else "not held", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     print("released", flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:5]))
+    asyncio.run(main(*sys.argv[1:6]))

@@ -26,10 +26,40 @@ from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.genai import types
 
 import adk_compaction_backport as acb
+from adk_compaction_backport import _coordinator
 from adk_compaction_backport._process_locks import CROSS_PROCESS_VARIABLE
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID
 from harness import GatedEchoModel
+
+
+class LockGate:
+    """Stops this worker's compactions before the session's cross-process lock
+    (as a slow first lock connection or a busy machine does) and tells when
+    one has let go of it: how a later turn's compaction gets the lock first."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+        self.left = asyncio.Event()
+        self.real = _coordinator.session_lock
+        gate = self
+
+        class gated(self.real):  # type: ignore[misc, valid-type]
+            async def __aenter__(self) -> Any:
+                gate.reached.set()
+                await gate.opened.wait()
+                return await super().__aenter__()
+
+            async def __aexit__(self, *exc_info: Any) -> None:
+                await super().__aexit__(*exc_info)
+                gate.left.set()
+
+        _coordinator.session_lock = gated
+
+    def remove(self) -> None:
+        _coordinator.session_lock = self.real
+        self.opened.set()
 
 
 class Warnings(logging.Handler):
@@ -51,6 +81,7 @@ class Worker:
         self.plain_model: Any = None
         self.runner: Any = None
         self.gate: Any = None
+        self.lock_gate: Any = None
         self.warnings = Warnings()
         logging.getLogger().addHandler(self.warnings)
 
@@ -78,6 +109,9 @@ class Worker:
         """
         if self.runner is not None:
             self.runner.session_service.db_engine.dispose()
+        if self.lock_gate is not None:
+            self.lock_gate.remove()
+            self.lock_gate = None
         self.control = SummarizerControl(delay=command.get("summarizer_delay", 0.0))
         self.app = make_app(self.control)
         self.plain_model = self.app.root_agent.model
@@ -128,6 +162,18 @@ class Worker:
         gated = self.app.root_agent.model
         self.app.root_agent.model = self.plain_model
         gated.release.set()
+
+    async def op_gate_lock(self, command: Dict[str, Any]) -> Any:
+        self.lock_gate = LockGate()
+
+    async def op_lock_reached(self, command: Dict[str, Any]) -> Any:
+        await self.lock_gate.reached.wait()
+
+    async def op_open_lock(self, command: Dict[str, Any]) -> Any:
+        self.lock_gate.opened.set()
+
+    async def op_lock_left(self, command: Dict[str, Any]) -> Any:
+        await self.lock_gate.left.wait()
 
     async def op_drain(self, command: Dict[str, Any]) -> Any:
         return await acb.drain()

@@ -22,7 +22,9 @@ from _postgres import free_port
 from adk_compaction_backport._lock_backends import close_connections
 from adk_compaction_backport._process_locks import (
     CROSS_PROCESS_VARIABLE,
+    claimed_elsewhere,
     session_lock,
+    turn_claim,
 )
 
 pytestmark = pytest.mark.multiprocess
@@ -60,8 +62,8 @@ def holders() -> Iterator[List[Holder]]:
         holder.stop()
 
 
-def hold(holders: List[Holder], spec: str, session_id: str) -> Holder:
-    holder = Holder(spec, session_id)
+def hold(holders: List[Holder], spec: str, session_id: str, turn: str = "") -> Holder:
+    holder = Holder(spec, session_id, turn=turn)
     holders.append(holder)
     assert holder.said() == "held"
     return holder
@@ -141,3 +143,61 @@ def test_a_database_that_does_not_answer_is_logged_once_and_not_waited_for(
 def test_memory_storage_has_nothing_to_take() -> None:
     assert take("sqlite:///:memory:", new_session(), 1.0) is None
     assert take("file::memory:", new_session(), 1.0) is None
+
+
+def claimed(spec: str, session_id: str, turn: str, own_claim: bool = False) -> bool:
+    """Whether this process sees ``turn``'s claim held elsewhere (``own_claim``:
+    while holding the same claim itself)."""
+
+    async def ask() -> bool:
+        service = storage(spec)
+        names = (service, "app", "user", session_id)
+        try:
+            if not own_claim:
+                return await claimed_elsewhere(*names, turn)
+            async with turn_claim(*names, turn) as held:
+                assert held
+                return await claimed_elsewhere(*names, turn)
+        finally:
+            await close_connections()
+
+    return asyncio.run(ask())
+
+
+def test_a_claim_is_seen_by_the_other_processes(
+    spec: str, holders: List[Holder]
+) -> None:
+    session = new_session()
+    assert not claimed(spec, session, "turn-2")
+    holder = hold(holders, spec, session, turn="turn-2")
+    assert claimed(spec, session, "turn-2")
+    assert not claimed(spec, session, "turn-3")  # another turn
+    assert not claimed(spec, new_session(), "turn-2")  # another session
+    assert take(spec, session, 0.0) is True  # the session's lock is another lock
+    holder.release()
+    assert not claimed(spec, session, "turn-2")
+
+
+def test_a_process_does_not_see_its_own_claim(spec: str) -> None:
+    assert not claimed(spec, new_session(), "turn-2", own_claim=True)
+
+
+def test_the_claim_of_a_killed_process_is_gone(
+    spec: str, holders: List[Holder]
+) -> None:
+    session = new_session()
+    hold(holders, spec, session, turn="turn-2").kill()
+    for _ in range(300):  # the server notices the closed connection
+        if not claimed(spec, session, "turn-2"):
+            break
+    else:
+        pytest.fail("the claim outlived its process")
+
+
+def test_turned_off_no_claim_is_taken_or_seen(
+    spec: str, holders: List[Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = new_session()
+    hold(holders, spec, session, turn="turn-2")
+    monkeypatch.setenv(CROSS_PROCESS_VARIABLE, "0")
+    assert not claimed(spec, session, "turn-2")
