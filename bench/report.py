@@ -291,10 +291,9 @@ WORKERS_METHOD = (
     "and servers on the same cores: on this 2-core machine, shared with other "
     "jobs, they are noisy; compare rows of one run, not runs. Wrong range: a "
     "stored summary whose invocation range is not one one process would store "
-    "(with two workers the package may cut a window elsewhere, 1-3 instead of "
-    "1-2, when a later turn's compaction takes the lock first: each invocation "
-    "still summarized once). Lost: a range one process would store that no "
-    "stored summary covers (a window cut elsewhere counts too)."
+    "(a window cut elsewhere, 1-3 instead of 1-2: what the workers' lock off "
+    "gives). Lost: a range one process would store that no stored summary "
+    "covers (a window cut elsewhere counts too)."
 )
 
 

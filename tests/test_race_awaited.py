@@ -10,6 +10,7 @@ runs, as a check that the fix keeps upstream's behaviour.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Callable, Optional
 
 import pytest
@@ -72,12 +73,25 @@ class Pausing:
         return session
 
 
-async def pausing_conversation(database: Any) -> Conversation:
+async def pausing_conversation(database: Any, routed: bool = False) -> Conversation:
+    """A conversation whose service can hold a read; ``routed``: the service is
+    the per-app router ``adk web`` and ``adk api_server`` use by default."""
     chat = Conversation(database)
-    base, arguments = service_class(database)
+    base, arguments = router_class() if routed else service_class(database)
+    if routed:
+        arguments = {"agents_root": os.path.dirname(database.raw)}
     chat.service = type(f"Pausing{base.__name__}", (Pausing, base), {})(**arguments)
     chat.runner = Runner(app=chat.app, session_service=chat.service)
     return await chat.start()
+
+
+def router_class() -> Any:
+    """``PerAgentDatabaseSessionService`` (SQLite files per app; 1.21+)."""
+    local_storage = pytest.importorskip("google.adk.cli.utils.local_storage")
+    router = getattr(local_storage, "PerAgentDatabaseSessionService", None)
+    if router is None:
+        pytest.skip("no per-app session router in this release")
+    return router, {}
 
 
 async def eager_turn(chat: Conversation) -> asyncio.Future:
@@ -118,8 +132,11 @@ async def test_eager_next_turn_neither_fails_nor_waits_for_the_summary(database)
 
 @race_where(">=1.19,<1.24", ">=1.28")
 @pytest.mark.asyncio
-async def test_a_turn_that_read_the_session_before_the_summary_landed(database):
-    chat = await pausing_conversation(database)
+@pytest.mark.parametrize("routed", [False, True], ids=["service", "adk_web_router"])
+async def test_a_turn_that_read_the_session_before_the_summary_landed(database, routed):
+    if routed and database.kind != "sqlite":
+        pytest.skip("the router keeps every app in a SQLite file of its own")
+    chat = await pausing_conversation(database, routed)
     gate = chat.control.hold()
     first = await eager_turn(chat)
     second = await eager_turn(chat)

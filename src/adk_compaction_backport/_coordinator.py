@@ -51,6 +51,7 @@ from adk_compaction_backport._process_locks import (
     until_unclaimed,
 )
 from adk_compaction_backport._rewinds import live_events
+from adk_compaction_backport._storage import storage_of
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
 
 logger = logging.getLogger("adk_compaction_backport")
@@ -139,7 +140,12 @@ def _storage_identity(service: Any) -> Hashable:
 def session_key(
     service: Any, app_name: str, user_id: str, session_id: str
 ) -> SessionKey:
-    return (_storage_identity(service), app_name, user_id, session_id)
+    return (
+        _storage_identity(storage_of(service, app_name)),
+        app_name,
+        user_id,
+        session_id,
+    )
 
 
 def running_loop() -> Optional[asyncio.AbstractEventLoop]:

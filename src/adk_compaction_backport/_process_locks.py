@@ -60,14 +60,16 @@ def _digest(
     return hashlib.blake2b(space + b"\0" + encoded, digest_size=32).digest()
 
 
-def _backend(service: Any) -> Any:
-    """This process's lock backend for ``service``, or None (off, or none)."""
+def _backend(service: Any, app_name: str) -> Any:
+    """This process's lock backend for where ``service`` stores ``app_name``'s
+    sessions, or None (off, or nothing shared between processes)."""
     if not cross_process_enabled():
         return None
     try:
         from adk_compaction_backport._lock_backends import locks_for
+        from adk_compaction_backport._storage import storage_of
 
-        return locks_for(service)
+        return locks_for(storage_of(service, app_name))
     except Exception:
         logger.debug("no cross-process lock for this service", exc_info=True)
         return None
@@ -105,7 +107,7 @@ class session_lock:
         self._held: Optional[Tuple[int, Any]] = None
 
     async def __aenter__(self) -> Optional[bool]:
-        self._backend = _backend(self._service)
+        self._backend = _backend(self._service, self._names[0])
         if self._backend is None:
             return None
         key = self._backend.key_of(_digest(*self._names))
@@ -207,7 +209,7 @@ class turn_claim:
         self._held: Optional[Tuple[int, Any]] = None
 
     async def __aenter__(self) -> bool:
-        self._backend = _backend(self._service)
+        self._backend = _backend(self._service, self._names[0])
         if self._backend is None:
             return False
         key = self._backend.key_of(_digest(*self._names, space=CLAIM_NAMESPACE))
@@ -238,7 +240,7 @@ async def claimed_elsewhere(
     service: Any, app_name: str, user_id: str, session_id: str, turn: str
 ) -> bool:
     """Whether another process holds the claim of ``turn``'s compaction."""
-    backend = _backend(service)
+    backend = _backend(service, app_name)
     if backend is None:
         return False
     key = backend.key_of(
