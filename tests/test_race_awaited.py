@@ -19,6 +19,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from _holders import Holder
+from _postgres import Database
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.analysis import inspect_session
@@ -87,11 +88,20 @@ async def pausing_conversation(database: Any, routed: bool = False) -> Conversat
 
 def router_class() -> Any:
     """``PerAgentDatabaseSessionService`` (SQLite files per app; 1.21+)."""
-    local_storage = pytest.importorskip("google.adk.cli.utils.local_storage")
-    router = getattr(local_storage, "PerAgentDatabaseSessionService", None)
-    if router is None:
-        pytest.skip("no per-app session router in this release")
-    return router, {}
+    from google.adk.cli.utils.local_storage import PerAgentDatabaseSessionService
+
+    return PerAgentDatabaseSessionService, {}
+
+
+def _has_router() -> bool:
+    try:
+        router_class()
+    except ImportError:
+        return False
+    return True
+
+
+ROUTER = _has_router()
 
 
 async def eager_turn(chat: Conversation) -> asyncio.Future:
@@ -132,11 +142,22 @@ async def test_eager_next_turn_neither_fails_nor_waits_for_the_summary(database)
 
 @race_where(">=1.19,<1.24", ">=1.28")
 @pytest.mark.asyncio
-@pytest.mark.parametrize("routed", [False, True], ids=["service", "adk_web_router"])
-async def test_a_turn_that_read_the_session_before_the_summary_landed(database, routed):
-    if routed and database.kind != "sqlite":
-        pytest.skip("the router keeps every app in a SQLite file of its own")
-    chat = await pausing_conversation(database, routed)
+async def test_a_turn_that_read_the_session_before_the_summary_landed(database):
+    await read_before_the_summary_landed(await pausing_conversation(database))
+
+
+@(race_where(">=1.21,<1.24", ">=1.28") if ROUTER else lambda test: test)
+@pytest.mark.skipif(not ROUTER, reason="no per-app session router in this release")
+@pytest.mark.asyncio
+async def test_the_same_in_the_default_storage_of_adk_web(tmp_path):
+    """``adk web`` / ``adk api_server`` keep sessions in a per-app router."""
+    database = Database(kind="sqlite", raw=str(tmp_path / "unused.db"))
+    await read_before_the_summary_landed(
+        await pausing_conversation(database, routed=True)
+    )
+
+
+async def read_before_the_summary_landed(chat: Conversation) -> None:
     gate = chat.control.hold()
     first = await eager_turn(chat)
     second = await eager_turn(chat)
