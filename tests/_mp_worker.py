@@ -32,17 +32,21 @@ from adk_compaction_backport.verify.fake_model import SummarizerControl, make_ap
 from adk_compaction_backport.verify.scenario import USER_ID
 from harness import GatedEchoModel
 
+DEFAULT_CLAIM_GRACE = _coordinator.CLAIM_GRACE
 
-class LockGate:
-    """Stops this worker's compactions before the session's cross-process lock
-    (as a slow first lock connection or a busy machine does) and tells when
-    one has let go of it: how a later turn's compaction gets the lock first."""
 
-    def __init__(self) -> None:
+class Gate:
+    """Stops this worker's compactions before one of the coordinator's
+    cross-process steps (``session_lock``, the session's lock, or
+    ``turn_claim``, a turn's claim), as a slow first lock connection or a busy
+    machine does, and tells when one has let go of it."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
         self.reached = asyncio.Event()
         self.opened = asyncio.Event()
         self.left = asyncio.Event()
-        self.real = _coordinator.session_lock
+        self.real = getattr(_coordinator, step)
         gate = self
 
         class gated(self.real):  # type: ignore[misc, valid-type]
@@ -55,10 +59,10 @@ class LockGate:
                 await super().__aexit__(*exc_info)
                 gate.left.set()
 
-        _coordinator.session_lock = gated
+        setattr(_coordinator, step, gated)
 
     def remove(self) -> None:
-        _coordinator.session_lock = self.real
+        setattr(_coordinator, self.step, self.real)
         self.opened.set()
 
 
@@ -81,7 +85,7 @@ class Worker:
         self.plain_model: Any = None
         self.runner: Any = None
         self.gate: Any = None
-        self.lock_gate: Any = None
+        self.gates: Dict[str, Gate] = {}
         self.warnings = Warnings()
         logging.getLogger().addHandler(self.warnings)
 
@@ -109,9 +113,10 @@ class Worker:
         """
         if self.runner is not None:
             self.runner.session_service.db_engine.dispose()
-        if self.lock_gate is not None:
-            self.lock_gate.remove()
-            self.lock_gate = None
+        for gate in self.gates.values():
+            gate.remove()
+        self.gates.clear()
+        _coordinator.CLAIM_GRACE = command.get("claim_grace", DEFAULT_CLAIM_GRACE)
         self.control = SummarizerControl(delay=command.get("summarizer_delay", 0.0))
         self.app = make_app(self.control)
         self.plain_model = self.app.root_agent.model
@@ -163,17 +168,17 @@ class Worker:
         self.app.root_agent.model = self.plain_model
         gated.release.set()
 
-    async def op_gate_lock(self, command: Dict[str, Any]) -> Any:
-        self.lock_gate = LockGate()
+    async def op_gate(self, command: Dict[str, Any]) -> Any:
+        self.gates[command["step"]] = Gate(command["step"])
 
-    async def op_lock_reached(self, command: Dict[str, Any]) -> Any:
-        await self.lock_gate.reached.wait()
+    async def op_reached(self, command: Dict[str, Any]) -> Any:
+        await self.gates[command["step"]].reached.wait()
 
-    async def op_open_lock(self, command: Dict[str, Any]) -> Any:
-        self.lock_gate.opened.set()
+    async def op_open_gate(self, command: Dict[str, Any]) -> Any:
+        self.gates[command["step"]].opened.set()
 
-    async def op_lock_left(self, command: Dict[str, Any]) -> Any:
-        await self.lock_gate.left.wait()
+    async def op_left(self, command: Dict[str, Any]) -> Any:
+        await self.gates[command["step"]].left.wait()
 
     async def op_drain(self, command: Dict[str, Any]) -> Any:
         return await acb.drain()

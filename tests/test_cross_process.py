@@ -214,16 +214,48 @@ async def test_a_later_turns_compaction_that_gets_the_lock_first_waits_for_the_e
     await open_on([a, b], url)
     service = service_on(url)
     session = await new_session(service)
-    await a.call("gate_lock")
+    await a.call("gate", step="session_lock")
     await a.call("turn", session=session, text="s0 turn 1")  # nothing due
     ends = [await a.eager_turn(session, "s0 turn 2")]
-    await a.call("lock_reached")  # A's compaction of turn 2: claimed, no lock
-    await b.call("gate_lock")
+    await a.call("reached", step="session_lock")  # turn 2: claimed, no lock
+    await b.call("gate", step="session_lock")
     ends.append(await b.eager_turn(session, "s0 turn 3"))
-    await b.call("lock_reached")
-    await b.call("open_lock")
-    await b.call("lock_left")  # B took the lock first, and let go of it
-    await a.call("open_lock")
+    await b.call("reached", step="session_lock")
+    await b.call("open_gate", step="session_lock")
+    await b.call("left", step="session_lock")  # B took the lock first, let go
+    await a.call("open_gate", step="session_lock")
+    await assert_only_1_2_summarized(a, b, service, session, ends)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_later_turns_compaction_waits_for_an_earlier_claim_about_to_come(
+    started: List[Worker], url: str
+) -> None:
+    """Turn 2's compaction (worker A) has not claimed its turn yet (a first
+    lock connection still opening) when turn 3's (worker B) gets the lock: B
+    waits for the claim to come (``CLAIM_GRACE`` after turn 2 ended, long here
+    so that a slow machine cannot pass it), then for it to go."""
+    a, b = started[:2]
+    await open_on([a, b], url, claim_grace=60.0)
+    service = service_on(url)
+    session = await new_session(service)
+    await a.call("gate", step="turn_claim")
+    await a.call("turn", session=session, text="s0 turn 1")  # nothing due
+    ends = [await a.eager_turn(session, "s0 turn 2")]
+    await a.call("reached", step="turn_claim")  # not claimed yet
+    await b.call("gate", step="session_lock")
+    ends.append(await b.eager_turn(session, "s0 turn 3"))
+    await b.call("reached", step="session_lock")
+    await b.call("open_gate", step="session_lock")
+    await b.call("left", step="session_lock")  # B found turn 2 unclaimed
+    await a.call("open_gate", step="turn_claim")
+    await assert_only_1_2_summarized(a, b, service, session, ends)
+
+
+async def assert_only_1_2_summarized(
+    a: Worker, b: Worker, service: Any, session: str, ends: List[Any]
+) -> None:
+    """What one process stores for turns 1-3: the summary of 1-2, by A."""
     await asyncio.gather(*(w.call("drain") for w in (a, b)))
     await asyncio.gather(*ends)  # no turn failed
     stored = inspect_session(

@@ -48,7 +48,7 @@ from adk_compaction_backport._process_locks import (
     claimed_elsewhere,
     session_lock,
     turn_claim,
-    until_unclaimed,
+    until_claimed_is,
 )
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._storage import storage_of
@@ -61,6 +61,10 @@ CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
 """Upstream's ``_run_compaction_for_sliding_window(app, session, session_service)``."""
 
 TIME_LIMIT_VARIABLE = "ADK_COMPACTION_BACKPORT_TIMEOUT"
+# How long after an earlier due turn ended its compaction may still be about
+# to claim it (a first lock connection opening, a busy machine): a later
+# turn's compaction that finds it unclaimed waits that long for the claim.
+CLAIM_GRACE = 1.0
 DEFAULT_TIME_LIMIT = 300.0
 
 
@@ -221,6 +225,12 @@ def _earlier_due_turn(app: Any, events: List[Any]) -> Optional[str]:
     if interval is None or interval < 1 or len(new) <= interval:
         return None
     return new[interval - 1]
+
+
+def _seconds_since_end(events: List[Any], turn: str) -> float:
+    """Seconds since the last event of invocation ``turn`` in ``events``."""
+    ended = max((e.timestamp for e in events if e.invocation_id == turn), default=0.0)
+    return time.time() - ended
 
 
 def _turn_of(events: List[Any]) -> str:
@@ -449,6 +459,7 @@ class Coordinator:
         are those one process would cut)."""
         names = (session.app_name, session.user_id, session.id)
         deadline = time.monotonic() + self.time_limit
+        graced = False
         while True:
             lock = session_lock(
                 service,
@@ -458,19 +469,28 @@ class Coordinator:
             )
             async with lock as shared:
                 stored = await _read(service, *names) if shared is not None else None
-                earlier = (
-                    _earlier_due_turn(app, self._window_events(slot, session, stored))
-                    if shared and time.monotonic() < deadline
-                    else None
-                )
-                if earlier is None or not await claimed_elsewhere(
-                    service, *names, earlier
-                ):
+                window = self._window_events(slot, session, stored)
+                earlier = _earlier_due_turn(app, window) if shared else None
+                # Wait for the claim to go (its compaction is pending in another
+                # process) or, once, to come (it may be about to be taken).
+                wait_until_claimed: Optional[bool] = None
+                if earlier is not None and time.monotonic() < deadline:
+                    if await claimed_elsewhere(service, *names, earlier):
+                        wait_until_claimed, until = False, deadline
+                    elif not graced:
+                        graced = True
+                        grace = CLAIM_GRACE - _seconds_since_end(window, earlier)
+                        if grace > 0:
+                            wait_until_claimed = True
+                            until = time.monotonic() + min(grace, CLAIM_GRACE)
+                if wait_until_claimed is None:
                     running(True)
                     await self._run(slot, app, session, service, compact, stored)
                     return
             running(False)
-            await until_unclaimed(service, names, earlier, deadline)
+            await until_claimed_is(
+                wait_until_claimed, service, names, earlier, min(until, deadline)
+            )
 
     async def _run(
         self,

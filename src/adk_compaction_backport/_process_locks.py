@@ -256,12 +256,17 @@ async def claimed_elsewhere(
         return False
 
 
-async def until_unclaimed(
-    service: Any, names: Tuple[str, str, str], turn: str, deadline: float
+async def until_claimed_is(
+    held: bool,
+    service: Any,
+    names: Tuple[str, str, str],
+    turn: str,
+    deadline: float,
 ) -> None:
-    """Wait (polling) until ``turn``'s claim is gone or ``deadline`` passes."""
+    """Wait (polling) until ``turn``'s claim is held elsewhere (or is gone),
+    or ``deadline`` (``time.monotonic()``) passes."""
     pause = FIRST_POLL
-    while await claimed_elsewhere(service, *names, turn):
+    while await claimed_elsewhere(service, *names, turn) != held:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
