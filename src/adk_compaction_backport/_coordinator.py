@@ -433,9 +433,10 @@ class Coordinator:
                 if previous is not None and not previous.finished.done():
                     running(False)
                     await _wait_for(previous)
-                if not _may_be_due(app, self._window_events(slot, session)):
+                window = self._window_events(slot, session)
+                if not _may_be_due(app, window):
                     running(True)
-                    await self._run(slot, app, session, service, compact, None)
+                    await self._run(slot, app, session, service, compact, window)
                     return
                 await self._run_in_turn_order(
                     slot, app, session, service, compact, running
@@ -485,7 +486,7 @@ class Coordinator:
                             until = time.monotonic() + min(grace, CLAIM_GRACE)
                 if wait_until_claimed is None:
                     running(True)
-                    await self._run(slot, app, session, service, compact, stored)
+                    await self._run(slot, app, session, service, compact, window)
                     return
             running(False)
             await until_claimed_is(
@@ -499,9 +500,9 @@ class Coordinator:
         session: Any,
         service: Any,
         compact: CompactFn,
-        stored: Any,
+        given: List[Any],
     ) -> None:
-        given = self._window_events(slot, session, stored)
+        """Run upstream's compaction on ``given`` (``_window_events``)."""
         view = session.model_copy(update={"events": given})
         writer = _SummaryWriter(self, slot, service, Snapshot.of(session, given))
         try:
