@@ -87,7 +87,7 @@ async def pausing_conversation(database: Any, routed: bool = False) -> Conversat
 
 
 def router_class() -> Any:
-    """``PerAgentDatabaseSessionService`` (SQLite files per app; 1.21+)."""
+    """``PerAgentDatabaseSessionService`` (SQLite files per app; 1.19+)."""
     from google.adk.cli.utils.local_storage import PerAgentDatabaseSessionService
 
     return PerAgentDatabaseSessionService, {}
@@ -146,7 +146,7 @@ async def test_a_turn_that_read_the_session_before_the_summary_landed(database):
     await read_before_the_summary_landed(await pausing_conversation(database))
 
 
-@(race_where(">=1.21,<1.24", ">=1.28") if ROUTER else lambda test: test)
+@(race_where(">=1.19,<1.24", ">=1.28") if ROUTER else lambda test: test)
 @pytest.mark.skipif(not ROUTER, reason="no per-app session router in this release")
 @pytest.mark.asyncio
 async def test_the_same_in_the_default_storage_of_adk_web(tmp_path):

@@ -27,8 +27,12 @@ def storage_of(service: Any, app_name: str) -> Any:
     if not any(cls.__name__ == ROUTER_CLASS for cls in type(service).__mro__):
         return service
     services = getattr(service, "_services", None)
-    routes = getattr(service, "_app_name_to_dir", None)
-    if not isinstance(services, dict) or not isinstance(routes, dict):
+    if not isinstance(services, dict):
         return service
-    key = BUILT_IN_KEY if app_name.startswith("__") else routes.get(app_name, app_name)
+    # 1.19 - 1.20 key the services by app name; later releases map names to
+    # agent folders and keep their built-in apps under one key.
+    routes = getattr(service, "_app_name_to_dir", None) or {}
+    key = routes.get(app_name, app_name)
+    if app_name.startswith("__") and BUILT_IN_KEY in services:
+        key = BUILT_IN_KEY
     return services.get(key, service)
