@@ -75,6 +75,25 @@ def _backend(service: Any, app_name: str) -> Any:
         return None
 
 
+async def _pause(pause: float, deadline: float) -> Optional[float]:
+    """One pause between polls, cut at ``deadline`` (``time.monotonic()``):
+    the next, longer pause (up to ``LAST_POLL``), or None once it has passed."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    await asyncio.sleep(min(pause, remaining))
+    return min(pause * 1.5, LAST_POLL)
+
+
+def _claim_key(
+    backend: Any, app_name: str, user_id: str, session_id: str, turn: str
+) -> Any:
+    """The backend's key for the claim of ``turn``'s compaction."""
+    return backend.key_of(
+        _digest(app_name, user_id, session_id, turn, space=CLAIM_NAMESPACE)
+    )
+
+
 # Locks this process holds: (backend, key) -> [holders, token]. Two sessions
 # whose keys collide share the lock; a database lock is taken once per process
 # (PostgreSQL and MySQL locks are re-entrant per connection, byte-range locks
@@ -146,7 +165,7 @@ class session_lock:
 
     async def _acquire(self, held_key: Tuple[int, Any], key: Any) -> bool:
         deadline = time.monotonic() + self._wait_limit
-        pause = FIRST_POLL
+        pause: Optional[float] = FIRST_POLL
         while True:
             with _HELD_GUARD:
                 entry = _HELD.get(held_key)
@@ -171,11 +190,9 @@ class session_lock:
             if self._on_wait is not None:
                 self._on_wait()  # another process holds it: we will wait
                 self._on_wait = None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            pause = await _pause(pause, deadline)
+            if pause is None:
                 return False
-            await asyncio.sleep(min(pause, remaining))
-            pause = min(pause * 1.5, LAST_POLL)
 
     def _failed(self, error: BaseException) -> None:
         """Log a failing backend once until it works again."""
@@ -212,7 +229,7 @@ class turn_claim:
         self._backend = _backend(self._service, self._names[0])
         if self._backend is None:
             return False
-        key = self._backend.key_of(_digest(*self._names, space=CLAIM_NAMESPACE))
+        key = _claim_key(self._backend, *self._names)
         try:
             self._token = await self._backend.try_lock(key)
         except Exception:
@@ -243,9 +260,7 @@ async def claimed_elsewhere(
     backend = _backend(service, app_name)
     if backend is None:
         return False
-    key = backend.key_of(
-        _digest(app_name, user_id, session_id, turn, space=CLAIM_NAMESPACE)
-    )
+    key = _claim_key(backend, app_name, user_id, session_id, turn)
     with _HELD_GUARD:
         if (id(backend), key) in _CLAIMS:
             return False
@@ -265,10 +280,8 @@ async def until_claimed_is(
 ) -> None:
     """Wait (polling) until ``turn``'s claim is held elsewhere (or is gone),
     or ``deadline`` (``time.monotonic()``) passes."""
-    pause = FIRST_POLL
+    pause: Optional[float] = FIRST_POLL
     while await claimed_elsewhere(service, *names, turn) != held:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        pause = await _pause(pause, deadline)
+        if pause is None:
             return
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, LAST_POLL)
