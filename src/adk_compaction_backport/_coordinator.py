@@ -424,8 +424,9 @@ class Coordinator:
                 started.set_result(without_waiting)
 
         names = (session.app_name, session.user_id, session.id)
+        window = self._window_events(slot, session)
         claim: Any = ASYNC_NULL_CONTEXT
-        if _may_be_due(app, self._window_events(slot, session)):
+        if _may_be_due(app, window):
             # Other processes see this turn's compaction pending from now on.
             claim = turn_claim(service, *names, _turn_of(session.events))
         try:
@@ -433,7 +434,7 @@ class Coordinator:
                 if previous is not None and not previous.finished.done():
                     running(False)
                     await _wait_for(previous)
-                window = self._window_events(slot, session)
+                    window = self._window_events(slot, session)  # it may have landed
                 if not _may_be_due(app, window):
                     running(True)
                     await self._run(slot, app, session, service, compact, window)
