@@ -78,9 +78,10 @@ async def pausing_conversation(database: Any, routed: bool = False) -> Conversat
     """A conversation whose service can hold a read; ``routed``: the service is
     the per-app router ``adk web`` and ``adk api_server`` use by default."""
     chat = Conversation(database)
-    base, arguments = router_class() if routed else service_class(database)
     if routed:
-        arguments = {"agents_root": os.path.dirname(database.raw)}
+        base, arguments = router_class(), {"agents_root": os.path.dirname(database.raw)}
+    else:
+        base, arguments = service_class(database)
     chat.service = type(f"Pausing{base.__name__}", (Pausing, base), {})(**arguments)
     chat.runner = Runner(app=chat.app, session_service=chat.service)
     return await chat.start()
@@ -90,7 +91,7 @@ def router_class() -> Any:
     """``PerAgentDatabaseSessionService`` (SQLite files per app; 1.19+)."""
     from google.adk.cli.utils.local_storage import PerAgentDatabaseSessionService
 
-    return PerAgentDatabaseSessionService, {}
+    return PerAgentDatabaseSessionService
 
 
 def _has_router() -> bool:
