@@ -220,14 +220,39 @@ async def test_a_compaction_queued_behind_another_does_not_hold_its_stream(datab
     second = await eager_turn(chat)  # its summary of turns 1-2 is held
     await chat.control.wait_for_calls(1)
     later = [await eager_turn(chat), await eager_turn(chat)]  # queued behind it
-    await asyncio.wait_for(asyncio.gather(first, *later), timeout=10)
-    assert not second.done()  # the summarizer still holds turn 2's stream
+    await asyncio.wait_for(asyncio.gather(first, second, *later), timeout=10)
+    assert not gate.is_set() and chat.control.calls == 1  # every stream ended
 
     gate.set()
-    await second
     await background_work_done()
     assert await chat.summary_ranges() == [(1, 2), (2, 4)]
     assert chat.control.calls == 2
+
+
+@backport_only
+@pytest.mark.asyncio
+async def test_a_held_stream_ends_when_the_next_turn_of_its_session_starts(database):
+    # Issue #12: the stream of a turn whose compaction runs at once ends after
+    # its summary (a sequential client finds it stored), unless the client
+    # sends the next message first (eager): then it ends at once, and the
+    # summary lands afterwards, tracked.
+    chat = await Conversation(database).start()
+    gate = chat.control.hold()
+    await (await eager_turn(chat))
+    second = await eager_turn(chat)  # its compaction (turns 1-2) runs, held
+    await chat.control.wait_for_calls(1)
+    await asyncio.wait({second}, timeout=0.2)
+    assert not second.done()  # nothing else happened: it waits for its summary
+
+    third = await eager_turn(chat)  # the client did not wait for that stream
+    await asyncio.wait_for(second, timeout=10)
+    assert not gate.is_set() and await chat.summary_ranges() == []
+
+    gate.set()
+    await third
+    await background_work_done()
+    assert await chat.summary_ranges() == [(1, 2)]
+    assert chat.control.calls == 1
 
 
 def lock_spec(service: Any) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
@@ -103,6 +104,7 @@ class _SessionSlot:
         "current_loop",
         "last_summary",
         "last_summary_from",
+        "newer_turn",
         "tail",
         "turns",
         "writes",
@@ -124,6 +126,21 @@ class _SessionSlot:
         # its own event loop.
         self.tail: Optional[_Tail] = None
         self.turns = 0
+        # Futures of the streams still held by their compaction, resolved when
+        # a newer turn of the session starts (the client did not wait for them).
+        self.newer_turn: List[asyncio.Future] = []
+
+
+def _resolve_soon(future: asyncio.Future) -> None:
+    """Resolve ``future`` on its own event loop (turns may run on others)."""
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    # A closed loop raises RuntimeError: nobody waits for that stream any more.
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(resolve)
 
 
 def _storage_identity(service: Any) -> Hashable:
@@ -301,7 +318,11 @@ class Coordinator:
     ) -> SessionKey:
         key = session_key(service, app_name, user_id, session_id)
         with self._lock:
-            self._slots.setdefault(key, _SessionSlot()).turns += 1
+            slot = self._slots.setdefault(key, _SessionSlot())
+            slot.turns += 1
+            held, slot.newer_turn = slot.newer_turn, []
+        for stream in held:
+            _resolve_soon(stream)
         return key
 
     def turn_ended(self, key: SessionKey) -> None:
@@ -361,19 +382,25 @@ class Coordinator:
 
         For releases that await compaction inside the invocation (1.19+): when
         the compaction can start at once, the stream ends after its summary, as
-        upstream's does (a sequential reader finds it stored). One that has to
-        wait for an earlier compaction of the session, in this process or
-        another, does not hold the stream: an eager client's stream ends no
-        later than upstream's, and the compaction lands afterwards, tracked
-        (``drain()``, sync ``Runner.run``, the time limit). If the stream's
-        reader goes away, the compaction carries on.
+        upstream's does (a sequential reader finds it stored), unless a newer
+        turn of the session starts meanwhile: then its client did not wait for
+        the end of the stream (an eager client), and the stream ends. One that
+        has to wait for an earlier compaction of the session, in this process
+        or another, does not hold the stream at all. Either way an eager
+        client's stream ends no later than upstream's, and the compaction lands
+        afterwards, tracked (``drain()``, sync ``Runner.run``, the time limit).
+        If the stream's reader goes away, the compaction carries on.
         """
-        started = asyncio.get_running_loop().create_future()
-        task = self.submit(app, session, service, compact, started)
+        loop = asyncio.get_running_loop()
+        started, newer_turn = loop.create_future(), loop.create_future()
+        task = self.submit(app, session, service, compact, started, newer_turn)
         # Cancelled before its first step, the task never resolves ``started``.
         task.add_done_callback(lambda _: started.done() or started.set_result(False))
+        task.add_done_callback(lambda _: newer_turn.cancel())
         if await started:
-            await asyncio.shield(task)
+            await asyncio.wait([task, newer_turn], return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                await task
 
     def submit(
         self,
@@ -382,11 +409,13 @@ class Coordinator:
         service: Any,
         compact: CompactFn,
         started: Optional[asyncio.Future] = None,
+        newer_turn: Optional[asyncio.Future] = None,
     ) -> asyncio.Task:
         """Schedule ``compact`` for the turn that ended with ``session``.
 
         ``started`` resolves True once the compaction runs without waiting for
-        another one, False when it has to wait (or ends first).
+        another one, False when it has to wait (or ends first); ``newer_turn``
+        resolves when a newer turn of the session starts in this process.
         """
         loop = asyncio.get_running_loop()
         key = session_key(service, session.app_name, session.user_id, session.id)
@@ -404,6 +433,8 @@ class Coordinator:
             )
             slot.tail = _Tail(finished, loop)
             self._tasks[task] = key
+            if newer_turn is not None:
+                slot.newer_turn.append(newer_turn)
         task.add_done_callback(
             lambda done: self._finished(key, slot, done, finished, session.id)
         )
