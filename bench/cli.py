@@ -14,9 +14,9 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from bench import overhead, readme, report
+from bench import first_turn_rows, overhead, readme, report
 from bench.envs import Envs
 from bench.plan import (
     CLIENTS,
@@ -128,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the --workers rows (default 1 2), in workers.{json,md}",
     )
+    p.add_argument(
+        "--first-turn-only",
+        action="store_true",
+        help="only the first turns of fresh `adk api_server` processes, with the "
+        "package and released, per release and session service, in "
+        "first_turn.{json,md}",
+    )
+    p.add_argument("--first-turn-rounds", type=int, default=4)
     return p
 
 
@@ -345,6 +353,21 @@ def _run_overheads(plan: Plan) -> Dict[str, Any]:
     return {"overheads": overheads}
 
 
+def _write_section(
+    path: Path,
+    title: str,
+    text: str,
+    markers: Tuple[str, str],
+    write_readme: bool,
+) -> None:
+    """``path`` (a markdown page) and, with ``--readme``, the README's copy."""
+    path.write_text(f"# {title}\n\n{text}")
+    print(f"bench: wrote {path}", file=sys.stderr)
+    if write_readme:
+        done = readme.update(REPO / "README.md", text, *markers)
+        print(f"bench: {'updated' if done else 'no markers for it in'} README.md")
+
+
 def overheads_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
     started, load = time.perf_counter(), _load()
     results: Dict[str, Any] = _run_overheads(plan)
@@ -352,9 +375,9 @@ def overheads_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
     plan.out.mkdir(parents=True, exist_ok=True)
     results_json = plan.out / "overheads.json"
     results_json.write_text(json.dumps(results, indent=1) + "\n")
+    markers = (readme.OVERHEADS_START, readme.OVERHEADS_END)
     text = report.overheads_body(results)
-    (plan.out / "overheads.md").write_text("# Overheads\n\n" + text)
-    print(f"bench: wrote {plan.out / 'overheads.md'}", file=sys.stderr)
+    _write_section(plan.out / "overheads.md", "Overheads", text, markers, write_readme)
     if plan.chart:
         png = plan.out / "overheads.png"
         if importlib.util.find_spec("matplotlib") is not None:
@@ -369,11 +392,6 @@ def overheads_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
                 check=True,
             )
         print(f"bench: wrote {png}", file=sys.stderr)
-    if write_readme:
-        done = readme.update(
-            REPO / "README.md", text, readme.OVERHEADS_START, readme.OVERHEADS_END
-        )
-        print(f"bench: {'updated' if done else 'no overhead markers in'} README.md")
     return 0
 
 
@@ -390,20 +408,35 @@ def workers_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
 
 def write_workers(out: Path, results: Dict[str, Any], write_readme: bool) -> None:
     """``workers.md`` (and the README's copy) from a run's results."""
+    title = "Several workers, one database"
+    markers = (readme.WORKERS_START, readme.WORKERS_END)
     text = report.workers_body(results, "###")
-    (out / "workers.md").write_text("# Several workers, one database\n\n" + text)
-    print(f"bench: wrote {out / 'workers.md'}", file=sys.stderr)
-    if write_readme:
-        done = readme.update(
-            REPO / "README.md", text, readme.WORKERS_START, readme.WORKERS_END
-        )
-        print(f"bench: {'updated' if done else 'no workers markers in'} README.md")
+    _write_section(out / "workers.md", title, text, markers, write_readme)
+
+
+def first_turn_main(
+    plan: Plan, argv: List[str], rounds: int, write_readme: bool
+) -> int:
+    """``--first-turn-only``: fresh servers' first turns, in ``first_turn.*``."""
+    started, load = time.perf_counter(), _load()
+    results: Dict[str, Any] = {"first_turn": first_turn_rows.run(plan, rounds)}
+    results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
+    results["meta"]["first_turn_rounds"] = rounds
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / "first_turn.json").write_text(json.dumps(results, indent=1) + "\n")
+    markers = (readme.FIRST_TURN_START, readme.FIRST_TURN_END)
+    text = first_turn_rows.body(results)
+    page = plan.out / "first_turn.md"
+    _write_section(page, "First turns", text, markers, write_readme)
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     plan = _plan(args)
+    if args.first_turn_only:
+        return first_turn_main(plan, argv, args.first_turn_rounds, args.readme)
     if args.overheads_only:
         return overheads_main(plan, argv, args.readme)
     if args.workers_only:

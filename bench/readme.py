@@ -20,6 +20,11 @@ WORKERS_START = (
     "rewrites this) -->"
 )
 WORKERS_END = "<!-- bench workers: end -->"
+FIRST_TURN_START = (
+    "<!-- bench first turn: start (python -m bench --first-turn-only --readme "
+    "rewrites this) -->"
+)
+FIRST_TURN_END = "<!-- bench first turn: end -->"
 
 
 def update(readme: Path, text: str, start: str = START, end: str = END) -> bool:

@@ -304,18 +304,18 @@ def workers_section(results: Dict[str, Any]) -> List[str]:
 def workers_body(results: Dict[str, Any], heading: str) -> str:
     """``--workers-only``: the server rows alone, with the run's facts."""
     meta = results["meta"]
-    lines = [_run_line(meta), _workload_line(meta), *workers_section(results)]
+    lines = [run_line(meta), workload_line(meta), *workers_section(results)]
     return "\n".join(lines) + "\n"
 
 
-def _run_line(meta: Dict[str, Any]) -> str:
+def run_line(meta: Dict[str, Any]) -> str:
     return (
         f"`{meta['command']}` on {meta['machine']}, {meta['date']}, "
         f"{meta['duration_s']:.0f} s (load average {meta['load']})."
     )
 
 
-def _workload_line(meta: Dict[str, Any]) -> str:
+def workload_line(meta: Dict[str, Any]) -> str:
     w = meta["workload"]
     return (
         f"Workload: {w['sessions']} sessions x {w['turns']} turns, compaction every "

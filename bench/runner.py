@@ -51,7 +51,7 @@ def _spec(plan: Plan, side: str, turn_overhead: bool) -> Dict[str, Any]:
     return spec
 
 
-def _run_module(
+def run_module(
     python: Path, module: str, spec: Dict[str, Any], side: str
 ) -> Tuple[subprocess.CompletedProcess, Optional[Dict[str, Any]], float]:
     """Run ``python -m module SPEC OUT`` in a release's venv: the process, what
@@ -87,7 +87,7 @@ def run_side(
 ) -> Dict[str, Any]:
     """The worker's output for one (release, side), or ``{"error": ...}``."""
     spec = _spec(plan, side, turn_overhead)
-    done, output, took = _run_module(python, "bench.worker", spec, side)
+    done, output, took = run_module(python, "bench.worker", spec, side)
     _log(f"google-adk {release} {side}: {took:.0f} s")
     if done.returncode != 0 or output is None:
         return _failure(done)
@@ -107,7 +107,7 @@ def run_servers(python: Path, plan: Plan, release: str, side: str) -> Dict[str, 
         "clients": plan.clients,
     }
     try:
-        done, output, took = _run_module(python, "bench.servers", spec, side)
+        done, output, took = run_module(python, "bench.servers", spec, side)
     except subprocess.TimeoutExpired as error:
         return {"error": f"timed out after {error.timeout:.0f} s"}
     _log(f"google-adk {release} {side}, api_server workers: {took:.0f} s")

@@ -177,8 +177,12 @@ def run(spec: Dict[str, Any], tmp: Path, url: str) -> List[Dict[str, Any]]:
         for n in range(max(spec["workers"])):  # all import at once
             servers.append(_launch(tmp, agents_dir, database_url(url), n))
         started = time.perf_counter()
-        for server in servers:
-            wait_until_ready(server.base_url, READY_TIMEOUT, server.process)
+        try:
+            for server in servers:
+                wait_until_ready(server.base_url, READY_TIMEOUT, server.process)
+        except Exception:
+            _print_tails(servers)  # why one exited (or never answered)
+            raise
         _log(f"{len(servers)} servers ready in {time.perf_counter() - started:.0f} s")
         _warm_up(servers, spec, warm)
         for (workers, client), agent in agents.items():

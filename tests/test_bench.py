@@ -18,28 +18,24 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.interpreters
-def test_tiny_bench_writes_its_tables(tmp_path: Path) -> None:
+def run_bench(out: Path, *args: str, timeout: float) -> None:
+    """``python -m bench ARGS --out OUT`` here; it must succeed."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--tiny",
-            "--here",
-            "--databases",
-            "sqlite",
-            "--no-chart",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "bench", *args, "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.interpreters
+def test_tiny_bench_writes_its_tables(tmp_path: Path) -> None:
+    run_bench(
+        tmp_path, "--tiny", "--here", "--databases", "sqlite", "--no-chart", timeout=300
+    )
 
     results = json.loads((tmp_path / "latest.json").read_text())
     version = metadata.version("google-adk")
@@ -110,3 +106,30 @@ def test_workers_table_puts_each_two_worker_row_under_its_one_worker_row(
         ["+ package", "eager", "2"],
     ]
     assert "| 20 | 0 | 8 | 0 | 20 | 100 / 150 | 600 / 700 |" in lines[3]
+
+
+@pytest.mark.interpreters
+@pytest.mark.api_server
+def test_first_turn_bench_writes_its_table(tmp_path: Path) -> None:
+    """``--first-turn-only``: fresh servers, both sides, every session service."""
+    run_bench(
+        tmp_path, "--first-turn-only", "--here", "--first-turn-rounds", "1", timeout=900
+    )
+
+    rows = json.loads((tmp_path / "first_turn.json").read_text())["first_turn"]
+    assert all("error" not in row for row in rows), rows
+    version = metadata.version("google-adk")
+    kinds = ["database"]
+    if tuple(int(p) for p in version.split(".")[:2]) >= (1, 19):
+        kinds.append("sqlite_service")
+    assert [(row["release"], row["kind"]) for row in rows] == [
+        (version, kind) for kind in kinds
+    ]
+    for row in rows:
+        for side in ("package", "released"):
+            (turns,) = row["runs"][side]  # one round
+            assert len(turns) == 3, row
+    table = (tmp_path / "first_turn.md").read_text()
+    assert "| google-adk | session service | first turn, + package / released |" in (
+        table
+    )
