@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from bench.overhead import OPT_OUT
-from bench.servers import _launch, _stop
+from bench.servers import launch, stop
 
 AGENT = "first_turn"
 SIDES = ("package", "released")
@@ -65,7 +65,7 @@ def _one_server(spec: Dict[str, Any], kind: str, side: str) -> List[float]:
         if side == "released":
             os.environ[OPT_OUT] = "1"
         try:
-            server = _launch(tmp, tmp / "agents", _service_uri(kind, tmp), 0)
+            server = launch(tmp, tmp / "agents", _service_uri(kind, tmp), 0)
         finally:
             os.environ.pop(OPT_OUT, None)
         try:
@@ -83,7 +83,7 @@ def _one_server(spec: Dict[str, Any], kind: str, side: str) -> List[float]:
                 run_http_workload(server.base_url, AGENT, workload, calls_file=calls)
             )
         finally:
-            _stop(server)
+            stop(server)
     if report.turns_failed:
         raise RuntimeError(f"{side} on {kind}: {report.turns_failed} turns failed")
     return [seconds * 1000 for seconds in report.turn_latencies]

@@ -73,7 +73,7 @@ class Server:
         return sum(1 for line in text.splitlines() if BAD_LOG.search(line))
 
 
-def _launch(tmp: Path, agents_dir: Path, session_service_uri: str, n: int) -> Server:
+def launch(tmp: Path, agents_dir: Path, session_service_uri: str, n: int) -> Server:
     port = free_port()
     args = [sys.executable, "-m", "google.adk.cli", "api_server"]
     args += ["--host", "127.0.0.1", "--port", str(port)]
@@ -89,7 +89,7 @@ def _launch(tmp: Path, agents_dir: Path, session_service_uri: str, n: int) -> Se
     return Server(f"http://127.0.0.1:{port}", log, process)
 
 
-def _stop(server: Server) -> None:
+def stop(server: Server) -> None:
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly
         try:
@@ -175,7 +175,7 @@ def run(spec: Dict[str, Any], tmp: Path, url: str) -> List[Dict[str, Any]]:
     results: List[Dict[str, Any]] = []
     try:
         for n in range(max(spec["workers"])):  # all import at once
-            servers.append(_launch(tmp, agents_dir, database_url(url), n))
+            servers.append(launch(tmp, agents_dir, database_url(url), n))
         started = time.perf_counter()
         try:
             for server in servers:
@@ -211,7 +211,7 @@ def run(spec: Dict[str, Any], tmp: Path, url: str) -> List[Dict[str, Any]]:
         raise
     finally:
         for server in servers:
-            _stop(server)
+            stop(server)
     return results
 
 

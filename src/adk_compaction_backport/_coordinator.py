@@ -102,9 +102,9 @@ class _SessionSlot:
     __slots__ = (
         "current",
         "current_loop",
+        "held_streams",
         "last_summary",
         "last_summary_from",
-        "newer_turn",
         "tail",
         "turns",
         "writes",
@@ -128,7 +128,7 @@ class _SessionSlot:
         self.turns = 0
         # Futures of the streams still held by their compaction, resolved when
         # a newer turn of the session starts (the client did not wait for them).
-        self.newer_turn: List[asyncio.Future] = []
+        self.held_streams: List[asyncio.Future] = []
 
 
 def _resolve_soon(future: asyncio.Future) -> None:
@@ -320,7 +320,7 @@ class Coordinator:
         with self._lock:
             slot = self._slots.setdefault(key, _SessionSlot())
             slot.turns += 1
-            held, slot.newer_turn = slot.newer_turn, []
+            held, slot.held_streams = slot.held_streams, []
         for stream in held:
             _resolve_soon(stream)
         return key
@@ -434,7 +434,7 @@ class Coordinator:
             slot.tail = _Tail(finished, loop)
             self._tasks[task] = key
             if newer_turn is not None:
-                slot.newer_turn.append(newer_turn)
+                slot.held_streams.append(newer_turn)
         task.add_done_callback(
             lambda done: self._finished(key, slot, done, finished, session.id)
         )
