@@ -105,20 +105,6 @@ def _has_router() -> bool:
 ROUTER = _has_router()
 
 
-async def eager_turn(chat: Conversation) -> asyncio.Future:
-    """Read the next turn up to its final reply; the rest of it reads on."""
-    stream = chat.stream()
-    async for event in stream:
-        if event.author != "user" and event.is_final_response():
-            break
-    return asyncio.ensure_future(_read_to_the_end(stream))
-
-
-async def _read_to_the_end(stream: Any) -> None:
-    async for _ in stream:
-        pass
-
-
 async def user_messages(chat: Conversation) -> int:
     return len(inspect_session(await chat.stored()).user_messages)
 
@@ -128,10 +114,10 @@ async def user_messages(chat: Conversation) -> int:
 async def test_eager_next_turn_neither_fails_nor_waits_for_the_summary(database):
     chat = await Conversation(database).start()
     gate = chat.control.hold()
-    first = await eager_turn(chat)
-    second = await eager_turn(chat)  # its summary of turns 1-2 is held
+    first = await chat.eager_turn()
+    second = await chat.eager_turn()  # its summary of turns 1-2 is held
     await chat.control.wait_for_calls(1)
-    third = await eager_turn(chat)  # got its reply while the summarizer waits
+    third = await chat.eager_turn()  # got its reply while the summarizer waits
     assert not gate.is_set()
 
     gate.set()
@@ -160,12 +146,12 @@ async def test_the_same_in_the_default_storage_of_adk_web(tmp_path):
 
 async def read_before_the_summary_landed(chat: Conversation) -> None:
     gate = chat.control.hold()
-    first = await eager_turn(chat)
-    second = await eager_turn(chat)
+    first = await chat.eager_turn()
+    second = await chat.eager_turn()
     await chat.control.wait_for_calls(1)
     resume = asyncio.Event()
     chat.service.pause_next_read = resume
-    third = asyncio.ensure_future(eager_turn(chat))
+    third = asyncio.ensure_future(chat.eager_turn())
     await chat.service.read_done.wait()  # turn 3 holds a pre-summary session
 
     gate.set()
@@ -180,10 +166,10 @@ async def read_before_the_summary_landed(chat: Conversation) -> None:
 async def summaries_of_1_2_and_2_4(first: Conversation, then: Conversation) -> None:
     """Turns 1-2 on ``first``; 3-4 on ``then`` while the summary of 1-2 is held."""
     gate = first.control.hold()
-    tails = [await eager_turn(first), await eager_turn(first)]
+    tails = [await first.eager_turn(), await first.eager_turn()]
     await first.control.wait_for_calls(1)
     then.turns = first.turns
-    tails += [await eager_turn(then), await eager_turn(then)]  # compacts 2-4
+    tails += [await then.eager_turn(), await then.eager_turn()]  # compacts 2-4
 
     gate.set()
     await asyncio.gather(*tails)
@@ -216,10 +202,10 @@ async def test_a_compaction_queued_behind_another_does_not_hold_its_stream(datab
     # google-adk's; the queued compaction lands afterwards, tracked.
     chat = await Conversation(database).start()
     gate = chat.control.hold()
-    first = await eager_turn(chat)
-    second = await eager_turn(chat)  # its summary of turns 1-2 is held
+    first = await chat.eager_turn()
+    second = await chat.eager_turn()  # its summary of turns 1-2 is held
     await chat.control.wait_for_calls(1)
-    later = [await eager_turn(chat), await eager_turn(chat)]  # queued behind it
+    later = [await chat.eager_turn(), await chat.eager_turn()]  # queued behind it
     await asyncio.wait_for(asyncio.gather(first, second, *later), timeout=10)
     assert not gate.is_set() and chat.control.calls == 1  # every stream ended
 
@@ -238,13 +224,13 @@ async def test_a_held_stream_ends_when_the_next_turn_of_its_session_starts(datab
     # summary lands afterwards, tracked.
     chat = await Conversation(database).start()
     gate = chat.control.hold()
-    await (await eager_turn(chat))
-    second = await eager_turn(chat)  # its compaction (turns 1-2) runs, held
+    await (await chat.eager_turn())
+    second = await chat.eager_turn()  # its compaction (turns 1-2) runs, held
     await chat.control.wait_for_calls(1)
     await asyncio.wait({second}, timeout=0.2)
     assert not second.done()  # nothing else happened: it waits for its summary
 
-    third = await eager_turn(chat)  # the client did not wait for that stream
+    third = await chat.eager_turn()  # the client did not wait for that stream
     await asyncio.wait_for(second, timeout=10)
     assert not gate.is_set() and await chat.summary_ranges() == []
 
@@ -290,8 +276,8 @@ async def test_a_compaction_waiting_for_another_process_does_not_hold_its_stream
 async def test_a_reader_that_goes_away_during_compaction_still_gets_it(database):
     chat = await Conversation(database).start()
     gate = chat.control.hold()
-    await (await eager_turn(chat))
-    rest_of_turn_two = await eager_turn(chat)
+    await (await chat.eager_turn())
+    rest_of_turn_two = await chat.eager_turn()
     await chat.control.wait_for_calls(1)
     rest_of_turn_two.cancel()  # e.g. the HTTP client disconnected
 
@@ -305,9 +291,9 @@ async def test_a_reader_that_goes_away_during_compaction_still_gets_it(database)
 async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(database):
     chat = await Conversation(database).start()
     gate = chat.control.hold()
-    tails = [await eager_turn(chat), await eager_turn(chat)]
+    tails = [await chat.eager_turn(), await chat.eager_turn()]
     await chat.control.wait_for_calls(1)
-    tails.append(await eager_turn(chat))  # turn 3 is stored before the summary
+    tails.append(await chat.eager_turn())  # turn 3 is stored before the summary
     gate.set()
     await asyncio.gather(*tails)
     await background_work_done()
