@@ -5,7 +5,8 @@ into an upgrade to the newest 2.x. Here the built wheel goes into fresh
 virtualenvs holding a release the package does not claim (1.15.0: before
 compaction existed; 2.1.0: no compaction after an invocation), and
 ``uv pip freeze`` must read the same afterwards, plus the package itself.
-There the package is a quiet no-op, and ``doctor`` says why.
+There, and where google-adk is missing, the package is a quiet no-op, and
+``doctor`` says why.
 
 The wheel comes from ``tox -e package`` (``ADK_BACKPORT_DIST_DIR``), the one
 CI builds, checks and would publish.
@@ -87,3 +88,18 @@ def test_installing_changes_no_version(release: str, wheel: Path, tmp_path: Path
     assert f"google-adk {release} is not a release this package claims" in (
         doctor.stdout
     )
+
+
+def test_without_google_adk_it_does_nothing_and_says_so(wheel: Path, tmp_path: Path):
+    venv = tmp_path / "venv"
+    uv("venv", "-q", "--python", sys.executable, venv)
+    before = freeze(venv)
+
+    uv("pip", "install", "-q", "--python", venv, wheel)
+
+    after = freeze(venv)
+    assert sorted(set(before) - set(after)) == []
+    assert not any(line.startswith("google-adk") for line in after)
+    doctor = run_python(venv, ["-m", "adk_compaction_backport", "doctor"])
+    assert doctor.returncode == 0, doctor.stderr
+    assert "google-adk is not installed; the package does nothing" in doctor.stdout
