@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--readme",
         action="store_true",
-        help="also copy the tables into README.md (between its bench markers)",
+        help="also copy the tables into docs/benchmark.md and README.md (between "
+        "their bench markers)",
     )
     p.add_argument(
         "--overheads-only",
@@ -360,12 +361,12 @@ def _write_section(
     markers: Tuple[str, str],
     write_readme: bool,
 ) -> None:
-    """``path`` (a markdown page) and, with ``--readme``, the README's copy."""
+    """``path`` (a markdown page) and, with ``--readme``, the docs' copies."""
     path.write_text(f"# {title}\n\n{text}")
     print(f"bench: wrote {path}", file=sys.stderr)
     if write_readme:
-        done = readme.update(REPO / "README.md", text, *markers)
-        print(f"bench: {'updated' if done else 'no markers for it in'} README.md")
+        done = readme.update_pages(text, *markers)
+        print(f"bench: updated {', '.join(done) or 'no page (no markers for it)'}")
 
 
 def overheads_main(plan: Plan, argv: List[str], write_readme: bool) -> int:
@@ -454,6 +455,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if plan.chart:
         print(f"bench: {_chart(plan, results_json, plan.out / 'latest.png')}")
     if args.readme:
-        done = readme.update(REPO / "README.md", report.body(results, "###"))
-        print(f"bench: {'updated' if done else 'no bench markers in'} README.md")
+        done = readme.update_pages(report.body(results, "###"))
+        print(f"bench: updated {', '.join(done) or 'no page (no bench markers)'}")
     return 0

@@ -1,12 +1,17 @@
-"""``--readme``: refresh the README's copy of the latest results.
+"""``--readme``: refresh the docs' copies of the latest results.
 
-Only the text between the two markers changes, so the rest of the README
-(the command, the targets) stays hand-written.
+Only the text between the two markers changes, so the rest of the page
+(the command, the targets) stays hand-written. The figures live in
+docs/benchmark.md, the workers table in README.md's "Across processes".
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = (REPO / "README.md", REPO / "docs" / "benchmark.md")
 
 START = "<!-- bench results: start (python -m bench --readme rewrites this) -->"
 END = "<!-- bench results: end -->"
@@ -36,3 +41,12 @@ def update(readme: Path, text: str, start: str = START, end: str = END) -> bool:
         return False
     readme.write_text(f"{head}{start}\n{text.rstrip()}\n{end}{tail}")
     return True
+
+
+def update_pages(text: str, start: str = START, end: str = END) -> List[str]:
+    """Update every page in ``PAGES`` that holds the markers; their names."""
+    return [
+        str(page.relative_to(REPO))
+        for page in PAGES
+        if page.exists() and update(page, text, start, end)
+    ]

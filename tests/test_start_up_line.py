@@ -1,4 +1,4 @@
-"""The start-up line is short, stdlib-only, guarded, and quoted in the README."""
+"""The start-up line is short, stdlib-only, guarded, and quoted in the docs."""
 
 from __future__ import annotations
 
@@ -18,8 +18,16 @@ def test_the_pth_file_is_one_import_line():
     assert "import _adk_compaction_backport_hook" in lines[0]
 
 
-def test_the_readme_quotes_the_line_exactly():
-    assert PTH.read_text().strip() in (REPO / "README.md").read_text()
+def test_the_docs_quote_the_line_and_name_every_watched_module():
+    import _adk_compaction_backport_hook as hook
+
+    internals = (REPO / "docs" / "internals.md").read_text()
+    assert PTH.read_text().strip() in internals
+    named = " ".join(internals.split())  # module lists wrap across lines
+    count = {4: "four", 5: "five", 6: "six"}[len(hook.WATCHED_MODULES)]
+    assert f"watches the {count} google-adk modules" in named
+    for module in hook.WATCHED_MODULES:
+        assert f"`{module}`" in named
 
 
 def test_the_start_file_names_the_same_entry_point():

@@ -307,6 +307,8 @@ def _reason_not_applied() -> str:
             "call adk_compaction_backport.apply() to patch explicitly"
         )
     if not any(_hook.loaded(name) for name in _hook.WATCHED_MODULES):
+        if installed_adk_version() is None:
+            return "google-adk is not installed; the package does nothing"
         return (
             "google-adk is not imported yet; the fix is applied when one of the "
             "modules it wraps is (google.adk.runners, ...)"
