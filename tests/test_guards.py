@@ -9,6 +9,7 @@ import pytest
 
 import adk_compaction_backport as acb
 from adk_compaction_backport import _activation, _patching
+from adk_compaction_backport._activation import ACTIVATION
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.errors import (
     AlreadyPatched,
@@ -39,7 +40,7 @@ def pristine(runner_class):
     acb.revert()
     yield
     acb.revert()
-    _activation._reason = None
+    ACTIVATION.reason = None
     if was_applied:
         acb.apply(strict=True)
 
@@ -133,17 +134,17 @@ def test_a_second_copy_of_the_package_does_not_patch_again(pristine, runner_clas
     wrapper = vars(runner_class)["run_async"]
     # What a second copy (imported under another name) would see: our wrappers
     # in place, but none of its own bookkeeping.
-    installed = list(_activation._installed)
-    pending = list(_activation._pending)
-    _activation._installed.clear()
-    _activation._pending.clear()
+    installed = list(ACTIVATION.installed)
+    pending = list(ACTIVATION.pending)
+    ACTIVATION.installed.clear()
+    ACTIVATION.pending.clear()
     try:
         with pytest.raises(AlreadyPatched, match="already wrapped"):
             acb.apply(strict=True)
         assert vars(runner_class)["run_async"] is wrapper
     finally:
-        _activation._installed.extend(installed)
-        _activation._pending.extend(pending)
+        ACTIVATION.installed.extend(installed)
+        ACTIVATION.pending.extend(pending)
 
 
 @claimed
@@ -208,7 +209,7 @@ def test_each_wrapper_is_the_same_kind_of_function_as_upstreams(pristine):
     # loop runs anything else (sync ``Runner.run`` drains right after), and
     # returns a coroutine, as upstream's does.
     called_synchronously = {"google.adk.runners._run_compaction_for_sliding_window"}
-    for item in _activation._installed:
+    for item in ACTIVATION.installed:
         if acb.status().family == "1.16" and item.target.qualname in (
             called_synchronously
         ):
