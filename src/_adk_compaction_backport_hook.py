@@ -152,13 +152,14 @@ def when_imported(module_names, callback) -> None:
         _call(callback, name)
 
 
-def discard(callback) -> None:
-    """``callback`` is no longer called for any module."""
+def discard(callback, module_names=None) -> None:
+    """``callback`` is no longer called for ``module_names`` (default: any)."""
     callbacks = {}
     for name, names in _watcher.callbacks.items():
-        kept = tuple(c for c in names if c != callback)
-        if kept:
-            callbacks[name] = kept
+        if module_names is None or name in module_names:
+            names = tuple(c for c in names if c != callback)
+        if names:
+            callbacks[name] = names
     _watcher.set(callbacks)
 
 

@@ -48,7 +48,9 @@ def test_a_callback_runs_once_right_after_its_module_ran(modules: Path) -> None:
 
 def test_discard_stops_watching_and_leaves_the_meta_path(modules: Path) -> None:
     (modules / "hooked_two.py").write_text("")
-    hook.when_imported(["hooked_two"], CALLBACK)
+    hook.when_imported(["hooked_two", "hooked_never"], CALLBACK)
+    hook.discard(CALLBACK, {"hooked_never"})
+    assert "hooked_two" in hook.watched() and "hooked_never" not in hook.watched()
     hook.discard(CALLBACK)
     assert "hooked_two" not in hook.watched()
     import hooked_two  # type: ignore[import-not-found]  # noqa: F401

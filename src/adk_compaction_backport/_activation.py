@@ -303,10 +303,11 @@ class Activation:
             self._undo()
             self.reason = str(failed)
             return failed
-        _hook.discard(ON_MODULE_LOADED)
-        _hook.when_imported(
-            sorted({p.target.module for p in self.pending}), ON_MODULE_LOADED
-        )
+        waiting = {p.target.module for p in self.pending}
+        # Only ever fewer: re-adding the finder would put it ahead of finders
+        # installed since (wrapt's), whose loader proxies ours.
+        _hook.discard(ON_MODULE_LOADED, set(_hook.watched()) - waiting)
+        _hook.when_imported(sorted(waiting), ON_MODULE_LOADED)
         return None
 
     def _undo(self) -> List[str]:
