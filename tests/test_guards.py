@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -219,3 +221,29 @@ def test_each_wrapper_is_the_same_kind_of_function_as_upstreams(pristine):
                 item.target.qualname,
                 kind.__name__,
             )
+
+
+def test_every_name_in_the_families_table_resolves():
+    """The table names wrappers by string: each one exists and is callable."""
+    from adk_compaction_backport._guards import FAMILIES
+
+    for family in FAMILIES:
+        assert callable(_patching.named(family.stale_error)), family.name
+        for code in family.wrapped:
+            assert callable(_patching.named(code.wrapper)), code
+        for code in family.code:
+            assert code.module.startswith("google.adk.") and code.path, code
+            if code.variant is not None:
+                assert code.variant.fingerprints <= set(code.fingerprints), code
+
+
+def test_reading_the_table_imports_no_wrapper():
+    """Data only: the families' wrappers are imported when the fix is applied."""
+    code = (
+        "import sys, adk_compaction_backport._guards as g; g.family_for('1.18.0'); "
+        "print(sorted(m for m in sys.modules if '.families' in m))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
