@@ -1,32 +1,36 @@
-"""Start-up hook of adk-compaction-backport: act when google-adk's modules load.
+"""Start-up hook of adk-compaction-backport: post-import callbacks named by string.
 
 The ``.pth`` line imports this module in every interpreter that starts in the
 environment. So it lives outside the package (importing the package would
 import ``typing``), imports only ``os`` and ``sys`` (already loaded by then),
 does no I/O, imports nothing of google-adk and never raises.
 
-It watches the google-adk modules that hold what the fix wraps. When the app
-imports one of them, right after that module has run, the package decides
-once whether the fix applies (reading the other modules' source, never
-importing them) and wraps what that module holds; each other module's
-wrappers are installed when the app imports it, whatever the order and
-whichever the thread. A module the app never imports is never imported.
+It is a registry in the shape of wrapt's ``importer.py``:
+``when_imported(module_names, "package.module:callable")`` calls the named
+callable with a module's name right after that module has run (right away if
+it already has). The callable is imported only then, so this module imports
+nothing of the package. ``install()`` makes the one registration the
+``.pth`` line asks for: ``START_UP`` below, data that a test checks against
+the package's families table. A module the app never imports is never
+imported.
 """
 
 import os
 import sys
 
 OPT_OUT_VARIABLE = "ADK_COMPACTION_BACKPORT_DISABLE"
-TRIGGER_MODULE = "google.adk.runners"
-# Every module that holds a target of some release family (a test checks).
-WATCHED_MODULES = (
-    "google.adk.runners",
-    "google.adk.apps.compaction",
-    "google.adk.flows.llm_flows.contents",
-    "google.adk.sessions.database_session_service",
-    "google.adk.sessions.sqlite_session_service",
+# google-adk's modules that hold code of some release family, and what runs
+# when one of them has run (the package decides there, once, and installs).
+START_UP = (
+    (
+        "google.adk.runners",
+        "google.adk.apps.compaction",
+        "google.adk.flows.llm_flows.contents",
+        "google.adk.sessions.database_session_service",
+        "google.adk.sessions.sqlite_session_service",
+    ),
+    "adk_compaction_backport._activation:ACTIVATION.on_module_loaded",
 )
-HOOK_MARK = "_adk_compaction_backport_hook"
 
 
 def opted_out() -> bool:
@@ -41,12 +45,15 @@ def loaded(name: str) -> bool:
     return module is not None and not getattr(spec, "_initializing", False)
 
 
-def _notify(name: str) -> None:
-    """Module ``name`` has just run: let the package act on it."""
+def _call(callback: str, name: str) -> None:
+    """Import and call ``"package.module:attr.attr"`` with ``name``; never raise."""
     try:
-        from adk_compaction_backport._activation import module_loaded
-
-        module_loaded(name)
+        module_name, _, path = callback.partition(":")
+        __import__(module_name)
+        target = sys.modules[module_name]
+        for part in path.split("."):
+            target = getattr(target, part)
+        target(name)
     except Exception:
         pass
 
@@ -57,16 +64,16 @@ class _ModuleWatcher:
     Modelled on virtualenv's ``_virtualenv.py``: it asks the finders after it
     for the real spec, then wraps that spec's loader's ``exec_module``. It
     holds no lock: the import system already lets one thread at a time run a
-    given module, and the dictionary it keeps changes atomically.
+    given module, and each change to the dictionary it keeps is atomic.
     """
 
     _adk_compaction_backport_hook = True
 
     def __init__(self) -> None:
-        self.names = {}  # type: dict
+        self.callbacks = {}  # type: dict  # module name -> callback names
 
     def find_spec(self, fullname, path, target=None):
-        if fullname not in self.names:
+        if fullname not in self.callbacks:
             return None
         spec = None
         for finder in list(sys.meta_path):
@@ -99,10 +106,8 @@ class _ModuleWatcher:
                         loader.exec_module = before
                 except Exception:
                     pass
-            if watcher.names.pop(fullname, None) is not None:
-                if not watcher.names:
-                    watcher.remove()
-                _notify(fullname)
+            for callback in watcher.take(fullname):
+                _call(callback, fullname)
 
         try:
             loader.exec_module = exec_then_notify
@@ -110,27 +115,57 @@ class _ModuleWatcher:
             return None
         return spec
 
-    def remove(self) -> None:
-        try:  # noqa: SIM105 - contextlib is not worth importing at start-up
-            sys.meta_path.remove(self)
-        except ValueError:
-            pass
+    def take(self, name) -> tuple:
+        """The callbacks of ``name``, no longer registered (each runs once)."""
+        taken = self.callbacks.pop(name, ())  # atomic: two threads, one winner
+        if not self.callbacks:
+            self.set({})
+        return taken
+
+    def set(self, callbacks) -> None:
+        self.callbacks = callbacks
+        if not callbacks:
+            try:  # noqa: SIM105 - contextlib is not worth importing at start-up
+                sys.meta_path.remove(self)
+            except ValueError:
+                pass
+        elif not any(f is self for f in sys.meta_path):
+            sys.meta_path.insert(0, self)
 
 
 _watcher = _ModuleWatcher()
 
 
-def watch(names) -> None:
-    """Watch exactly ``names`` (none: stop watching); one assignment, atomic."""
-    _watcher.names = dict.fromkeys(names, True)
-    if not _watcher.names:
-        _watcher.remove()
-    elif not any(f is _watcher for f in sys.meta_path):
-        sys.meta_path.insert(0, _watcher)
+def when_imported(module_names, callback) -> None:
+    """Call ``callback`` (``"package.module:attr"``) with each module's name
+    once that module has run: now for one that already has, else when the app
+    imports it."""
+    callbacks = dict(_watcher.callbacks)
+    now = []
+    for name in module_names:
+        if loaded(name):
+            now.append(name)
+        elif callback not in callbacks.get(name, ()):
+            callbacks[name] = (*callbacks.get(name, ()), callback)
+    _watcher.set(callbacks)
+    for name in now:
+        _call(callback, name)
+
+
+def discard(callback, module_names=None) -> None:
+    """``callback`` is no longer called for ``module_names`` (default: any)."""
+    callbacks = {}
+    for name, names in _watcher.callbacks.items():
+        if module_names is None or name in module_names:
+            names = tuple(c for c in names if c != callback)
+        if names:
+            callbacks[name] = names
+    _watcher.set(callbacks)
 
 
 def watched() -> tuple:
-    return tuple(_watcher.names)
+    """The modules some callback waits for."""
+    return tuple(_watcher.callbacks)
 
 
 def watcher():
@@ -141,12 +176,7 @@ def watcher():
 def install() -> None:
     """Arrange for the fix to be applied when the app imports google-adk."""
     try:
-        if opted_out():
-            return
-        for name in WATCHED_MODULES:
-            if loaded(name):  # imported before us (an earlier .pth)
-                _notify(name)
-                return
-        watch(WATCHED_MODULES)
+        if not opted_out():
+            when_imported(*START_UP)
     except Exception:
         pass

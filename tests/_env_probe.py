@@ -28,18 +28,16 @@ def targets(status: Any) -> List[Tuple[str, str]]:
     family = family_for(status.adk_version)
     if family is None:
         return []
-    patches = importlib.import_module(family.adapter).patches()
     wanted = [
-        p.target
-        for p in patches
-        if p.make_wrapper is not None
-        and (
-            p.target.qualname in status.patched
+        code
+        for code in family.wrapped
+        if (
+            code.qualname in status.patched
             if status.applied
-            else not (p.variant or p.optional or p.needs_extra)
+            else not (code.variant or code.optional or code.needs_extra)
         )
     ]
-    return [(t.module, t.path) for t in wanted]
+    return [(code.module, code.path) for code in wanted]
 
 
 def ours(module: str, path: str) -> bool:

@@ -533,7 +533,7 @@ import adk_compaction_backport as acb
 from adk_compaction_backport import _patching
 
 def module_of(qualname):
-    return max((m for m in hook.WATCHED_MODULES if qualname.startswith(m + ".")),
+    return max((m for m in hook.START_UP[0] if qualname.startswith(m + ".")),
                key=len)
 
 def ours(qualname):
@@ -555,7 +555,7 @@ if sys.argv[1] == "revert":
 failed = []
 
 def load():
-    for name in hook.WATCHED_MODULES:
+    for name in hook.START_UP[0]:
         try:
             importlib.import_module(name)
         except ImportError:  # e.g. 2.x without SQLAlchemy (the db extra)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 
 import pytest
 
 import adk_compaction_backport as acb
 from adk_compaction_backport import _activation, _patching
+from adk_compaction_backport._activation import ACTIVATION
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.errors import (
     AlreadyPatched,
@@ -39,7 +42,7 @@ def pristine(runner_class):
     acb.revert()
     yield
     acb.revert()
-    _activation._reason = None
+    ACTIVATION.reason = None
     if was_applied:
         acb.apply(strict=True)
 
@@ -133,17 +136,17 @@ def test_a_second_copy_of_the_package_does_not_patch_again(pristine, runner_clas
     wrapper = vars(runner_class)["run_async"]
     # What a second copy (imported under another name) would see: our wrappers
     # in place, but none of its own bookkeeping.
-    installed = list(_activation._installed)
-    pending = list(_activation._pending)
-    _activation._installed.clear()
-    _activation._pending.clear()
+    installed = list(ACTIVATION.installed)
+    pending = list(ACTIVATION.pending)
+    ACTIVATION.installed.clear()
+    ACTIVATION.pending.clear()
     try:
         with pytest.raises(AlreadyPatched, match="already wrapped"):
             acb.apply(strict=True)
         assert vars(runner_class)["run_async"] is wrapper
     finally:
-        _activation._installed.extend(installed)
-        _activation._pending.extend(pending)
+        ACTIVATION.installed.extend(installed)
+        ACTIVATION.pending.extend(pending)
 
 
 @claimed
@@ -208,7 +211,7 @@ def test_each_wrapper_is_the_same_kind_of_function_as_upstreams(pristine):
     # loop runs anything else (sync ``Runner.run`` drains right after), and
     # returns a coroutine, as upstream's does.
     called_synchronously = {"google.adk.runners._run_compaction_for_sliding_window"}
-    for item in _activation._installed:
+    for item in ACTIVATION.installed:
         if acb.status().family == "1.16" and item.target.qualname in (
             called_synchronously
         ):
@@ -218,3 +221,29 @@ def test_each_wrapper_is_the_same_kind_of_function_as_upstreams(pristine):
                 item.target.qualname,
                 kind.__name__,
             )
+
+
+def test_every_name_in_the_families_table_resolves():
+    """The table names wrappers by string: each one exists and is callable."""
+    from adk_compaction_backport._guards import FAMILIES
+
+    for family in FAMILIES:
+        assert callable(_patching.named(family.stale_error)), family.name
+        for code in family.wrapped:
+            assert callable(_patching.named(code.wrapper)), code
+        for code in family.code:
+            assert code.module.startswith("google.adk.") and code.path, code
+            if code.variant is not None:
+                assert code.variant.fingerprints <= set(code.fingerprints), code
+
+
+def test_reading_the_table_imports_no_wrapper():
+    """Data only: the families' wrappers are imported when the fix is applied."""
+    code = (
+        "import sys, adk_compaction_backport._guards as g; g.family_for('1.18.0'); "
+        "print(sorted(m for m in sys.modules if '.families' in m))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

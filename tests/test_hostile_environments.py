@@ -22,8 +22,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import pytest
 
 import adk_compaction_backport
+from _adk_compaction_backport_hook import OPT_OUT_VARIABLE
 from adk_compaction_backport._activation import installed_adk_version
-from adk_compaction_backport._bootstrap import OPT_OUT_VARIABLE
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.urls import database_url, uses_async_engine
 

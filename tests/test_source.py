@@ -16,8 +16,7 @@ FAMILY = _guards.family_for(_activation.installed_adk_version())
 def _targets():
     if FAMILY is None:
         return []
-    adapter = importlib.import_module(FAMILY.adapter)
-    return [p.target for p in adapter.patches()]
+    return [_patching.Patch(code).target for code in FAMILY.code]
 
 
 @pytest.mark.skipif(FAMILY is None, reason="needs a google-adk release we claim")
@@ -132,10 +131,11 @@ def test_absent_names_and_imports():
     assert _source._imported(SAMPLE, "pkg.mod", "os") is None
 
 
-def test_the_start_up_hook_watches_every_module_a_family_wraps():
-    from _adk_compaction_backport_hook import WATCHED_MODULES
+def test_the_start_up_hook_watches_the_modules_of_the_families_table():
+    """The hook's registration is data the table derives (it imports nothing)."""
+    from _adk_compaction_backport_hook import START_UP
 
-    for family in _guards.FAMILIES:
-        adapter = importlib.import_module(family.adapter)
-        for patch in adapter.patches():
-            assert patch.target.module in WATCHED_MODULES, patch.target.qualname
+    modules, callback = START_UP
+    assert set(modules) == set(_guards.watched_modules())
+    assert callback == _activation.ON_MODULE_LOADED
+    assert _patching.named(callback) == _activation.ACTIVATION.on_module_loaded

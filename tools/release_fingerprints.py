@@ -1,13 +1,14 @@
 """Fingerprints of google-adk functions, read from unpacked wheels.
 
-Maintainer tool: it computes, without importing google-adk, the same value as
-``adk_compaction_backport._patching.fingerprint`` (SHA-256 of the function's
-source as ``inspect.getsource`` returns it, first 16 hex digits), so the guards
-can list every release of a family without installing each one. It uses the
-package's own reader (``adk_compaction_backport._source``), the one the
-package checks releases with at run time.
+Maintainer tool: it computes, without importing google-adk, the value the
+package checks at run time (SHA-256 of the function's source as
+``inspect.getsource`` returns it, first 16 hex digits), with the package's own
+reader (``adk_compaction_backport._source``), so the families table
+(``_guards.py``) can list every release of a family without installing each.
+The functions are the families table's own, unless ``--functions`` names
+others.
 
-    python tools/release_fingerprints.py DIR [DIR ...] --functions MODULE:QUALNAME ...
+    python tools/release_fingerprints.py DIR [DIR ...] [--functions MODULE:QUALNAME ...]
 
 Each DIR is an unpacked wheel (the folder holding ``google/``).
 """
@@ -21,36 +22,26 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from adk_compaction_backport._source import fingerprint_in_source
+from adk_compaction_backport._guards import FAMILIES
+from adk_compaction_backport._source import DirectoryReader
 
-DEFAULT_FUNCTIONS = (
-    "google.adk.runners:Runner.run_async",
-    "google.adk.runners:Runner.run",
-    "google.adk.runners:Runner._new_invocation_context",
-    "google.adk.runners:Runner._exec_with_plugin",
-    "google.adk.runners:Runner._run_post_invocation_compaction",
-    "google.adk.apps.compaction:_run_compaction_for_sliding_window",
-    "google.adk.flows.llm_flows.contents:_process_compaction_events",
-    "google.adk.flows.llm_flows.contents:_get_contents",
-    "google.adk.sessions.database_session_service:DatabaseSessionService.append_event",
-    "google.adk.sessions.database_session_service:DatabaseSessionService.get_session",
-    "google.adk.sessions.sqlite_session_service:SqliteSessionService.append_event",
-)
+
+def table_functions() -> List[str]:
+    """Every ``module:qualname`` a family of the table wraps or relies on."""
+    return sorted({code.target for family in FAMILIES for code in family.code})
 
 
 def fingerprint(wheel_dir: Path, spec: str) -> Optional[str]:
-    """The package's own reading of the source (``_source``), from a wheel."""
+    """The package's own reading of the source, from an unpacked wheel."""
     module, qualname = spec.split(":")
-    path = wheel_dir.joinpath(*module.split(".")).with_suffix(".py")
-    if not path.exists():
-        return None
-    return fingerprint_in_source(path.read_text(encoding="utf-8"), qualname)
+    found = DirectoryReader(str(wheel_dir)).find(module, qualname)
+    return None if found is None else found.fingerprint
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path)
-    parser.add_argument("--functions", nargs="*", default=list(DEFAULT_FUNCTIONS))
+    parser.add_argument("--functions", nargs="*", default=table_functions())
     args = parser.parse_args(argv)
     for spec in args.functions:
         print(spec)

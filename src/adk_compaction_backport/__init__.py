@@ -28,21 +28,21 @@ def apply(strict: bool = False) -> Status:
     """
     from adk_compaction_backport import _activation
 
-    return _activation.apply(strict=strict)
+    return _activation.ACTIVATION.apply(strict=strict)
 
 
 def revert() -> Status:
     """Restore google-adk's original functions where they are still ours."""
     from adk_compaction_backport import _activation
 
-    return _activation.revert()
+    return _activation.ACTIVATION.revert()
 
 
 def status() -> Status:
     """Say which google-adk is installed and whether (and how) it is patched."""
     from adk_compaction_backport import _activation
 
-    return _activation.status()
+    return _activation.ACTIVATION.status()
 
 
 async def drain(timeout: Optional[float] = None) -> int:

@@ -15,14 +15,15 @@ def doctor() -> int:
     import warnings
 
     warnings.simplefilter("ignore")
-    from adk_compaction_backport import _activation, _bootstrap
+    import _adk_compaction_backport_hook as hook
+    from adk_compaction_backport._activation import ACTIVATION
 
-    if not _bootstrap.opted_out():
+    if not hook.opted_out():
         try:
             import google.adk.runners  # noqa: F401 - lets the start-up hook act
         except ImportError as error:
             print(f"google-adk cannot be imported: {error}")
-    state = _activation.status()
+    state = ACTIVATION.status()
     print(f"google-adk installed: {state.adk_version or 'no'}")
     print(f"release family:       {state.family or 'none claimed'}")
     print(f"fix applied:          {'yes' if state.applied else 'no'}")
@@ -36,22 +37,19 @@ def doctor() -> int:
 
 
 def fingerprints() -> int:
-    """Print the fingerprints of the installed release (to refresh _guards.py).
+    """Print the fingerprints of the installed release (the families table's).
 
     Read from the source, as the package checks them: nothing is imported.
     """
-    import importlib
-
     from adk_compaction_backport import _guards
     from adk_compaction_backport._source import SourceReader
 
     reader = SourceReader()
     for family in _guards.FAMILIES:
-        adapter = importlib.import_module(family.adapter)
-        for patch in adapter.patches():
-            found = reader.find(patch.target.module, patch.target.path)
+        for code in family.code:
+            found = reader.find(code.module, code.path)
             value = found.fingerprint if found is not None else "missing"
-            print(f"{family.name}  {patch.target.qualname}  {value}")
+            print(f"{family.name}  {code.qualname}  {value}")
     return 0
 
 

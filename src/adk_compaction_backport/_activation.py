@@ -1,26 +1,26 @@
-"""apply / revert / status: decide whether the fix applies, then install it whole.
+"""Activation: decide once whether the fix applies, then install it whole.
 
-The decision is taken once, from google-adk's source: every target of the
-release family must carry the code we checked (``_source`` reads it through
-the import system without importing anything). Only then are wrappers
-installed, each when the module holding its target has been imported by the
-app (right away if it already is; the start-up hook's watcher calls
-:func:`module_loaded` for the others). An install that fails rolls back every
-wrapper and cancels the pending ones: all or nothing.
+The decision is taken once, from google-adk's source: every function the
+release family's row of the families table (``_guards``) names must carry the
+code we checked (``_source`` reads it through the import system without
+importing anything). Only then are wrappers installed, each when the module
+holding its target has been imported by the app (right away if it already is;
+the start-up hook calls :meth:`Activation.on_module_loaded` for the others).
+An install that fails rolls back every wrapper and cancels the pending ones:
+all or nothing. One :data:`ACTIVATION` object holds that state.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import sys
 import threading
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import _adk_compaction_backport_hook as _hook
-from adk_compaction_backport import _bootstrap, _guards, _patching, _source
+from adk_compaction_backport import _guards, _patching, _source
 from adk_compaction_backport.errors import (
     AlreadyPatched,
     FingerprintMismatch,
@@ -33,15 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("adk_compaction_backport")
 _VERSION = re.compile(r"""__version__\s*=\s*['"]([^'"]+)['"]""")
-
-_lock = threading.RLock()
-_installed: List[_patching.Installed] = []
-_pending: List[_patching.Patch] = []  # wrappers whose module is not imported yet
-_found: Dict[str, _source.Found] = {}  # where each wrapped target's code is
-_family: Optional[str] = None
-_reason: Optional[str] = None
-_decided = False  # apply() or revert() ran: the start-up hook stays out of it
-_warned = False
+# What the start-up hook calls; the same name re-registers the pending modules.
+ON_MODULE_LOADED = "adk_compaction_backport._activation:ACTIVATION.on_module_loaded"
 
 
 def installed_adk_version() -> Optional[str]:
@@ -103,11 +96,11 @@ def _check_loaded(patch: _patching.Patch, found: _source.Found, version: str) ->
 
 def _plan(
     version: Optional[str], just_loaded: Optional[str]
-) -> Tuple[_guards.FamilyGuard, Any, List[_patching.Patch], Dict[str, _source.Found]]:
+) -> Tuple[_guards.Family, List[_patching.Patch], Dict[str, _source.Found]]:
     """The patches to install, or NotApplicable saying why there are none.
 
-    Every target is checked from its module's source; a target whose module
-    is already imported is also checked to be that very code.
+    Every function of the family's row is checked from its module's source;
+    one whose module is already imported is also checked to be that very code.
     """
     if version is None:
         raise UnsupportedRelease("google-adk is not installed; nothing was patched")
@@ -116,18 +109,16 @@ def _plan(
         raise UnsupportedRelease(
             f"google-adk {version} is not a release this package claims "
             f"({_guards.claimed_releases()}); nothing was patched. "
-            + _guards.NOT_CLAIMED
+            + _guards.not_claimed()
         )
-    adapter = importlib.import_module(family.adapter)
     reader = _source.SourceReader(skip=_hook.watcher())
     chosen: List[_patching.Patch] = []
     found_by_name: Dict[str, _source.Found] = {}
-    for patch in adapter.patches():
+    for code in family.code:
+        patch = _patching.Patch(code)
         name = patch.target.qualname
-        expected = family.fingerprints.get(name, {})
-        found = reader.find(patch.target.module, patch.target.path, expected)
-        variant = expected.get(found.fingerprint) if found is not None else None
-        if variant is None:
+        found = reader.find(code.module, code.path, code.fingerprints)
+        if found is None or found.fingerprint not in code.fingerprints:
             if found is None and patch.optional:
                 continue
             if patch.needs_extra and _extra_missing():
@@ -145,199 +136,215 @@ def _plan(
         here = patch.target.loaded() or patch.target.module == just_loaded
         if here and not _check_loaded(patch, found, version):
             continue
-        if patch.make_wrapper is not None and patch.variant in (None, variant):
+        if patch.wanted_for(found.fingerprint):
             chosen.append(patch)
             found_by_name[name] = found
-    return family, adapter, chosen, found_by_name
+    return family, chosen, found_by_name
 
 
-def _install_one(patch: _patching.Patch) -> Optional[_patching.Installed]:
-    """Wrap one target whose module has run; ``None``: an optional one is absent."""
-    target = patch.target
-    try:
-        current = target.current()
-    except (AttributeError, KeyError):
-        if patch.optional:
-            return None
-        raise
-    # ``from X import f`` of a function we wrapped in X already: wrap upstream's.
-    twin = next((i for i in _installed if i.wrapper is current), None)
-    original = twin.original if twin is not None else current
-    if twin is None and _patching.is_ours(current):
-        raise AlreadyPatched(f"{target.qualname} is already wrapped by another copy")
-    found = _found[target.qualname]
-    if _patching.defined_at(original) != (found.origin, found.first_line):
-        raise FingerprintMismatch(
-            f"{target.qualname} is not the code that was checked (replaced?)"
-        )
-    assert patch.make_wrapper is not None
-    return _patching.install(target, patch.make_wrapper, original)
+class Activation:
+    """The fix's state in this process: decided or not, installed, pending.
 
-
-def _install_ready(just_loaded: Optional[str] = None) -> Optional[NotApplicable]:
-    """Install the pending wrappers whose module has run; roll back on failure."""
-    global _reason
-    ready = [p for p in _pending if p.target.loaded() or p.target.module == just_loaded]
-    try:
-        for patch in ready:
-            done = _install_one(patch)
-            _pending.remove(patch)
-            if done is not None:
-                _installed.append(done)
-    except Exception as error:
-        failed = NotApplicable(
-            f"patching google-adk {installed_adk_version()} failed and was rolled "
-            f"back: {error!r}"
-        )
-        _undo()
-        _reason = str(failed)
-        return failed
-    _hook.watch(sorted({p.target.module for p in _pending}))
-    return None
-
-
-def _undo() -> List[str]:
-    """Remove every wrapper, cancel the pending ones; the names left buried."""
-    global _family
-    buried = [
-        i.target.qualname for i in reversed(_installed) if not _patching.remove(i)
-    ]
-    _patching.set_active(False)
-    _installed.clear()
-    _pending.clear()
-    _found.clear()
-    _hook.watch(())
-    _family = None
-    return buried
-
-
-def apply(strict: bool = False) -> Status:
-    """Decide, then install what can be installed now; the rest waits."""
-    _apply(strict)
-    return status()
-
-
-def _apply(strict: bool = False, just_loaded: Optional[str] = None) -> bool:
-    """:func:`apply` without building a ``Status``; whether the fix applies.
-
-    ``just_loaded``: a module that has run but is still being imported (the
-    watcher calls from inside its import).
+    ``apply`` / ``revert`` / ``status`` are the public API's; the start-up
+    hook calls ``on_module_loaded``. One lock: a module may finish importing
+    in any thread.
     """
-    global _family, _reason, _decided
-    with _lock:
-        _decided = True
-        if _installed or _pending:
-            failed = _install_ready(just_loaded)
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.installed: List[_patching.Installed] = []
+        self.pending: List[_patching.Patch] = []  # their module is not imported yet
+        self._found: Dict[str, _source.Found] = {}  # where each target's code is
+        self._family: Optional[str] = None
+        self.reason: Optional[str] = None
+        self._decided = False  # apply() or revert() ran: the hook stays out of it
+        self._warned = False
+
+    def apply(self, strict: bool = False) -> Status:
+        """Decide, then install what can be installed now; the rest waits."""
+        self._apply(strict)
+        return self.status()
+
+    def revert(self) -> Status:
+        with self._lock:
+            self._decided = True
+            was_applied = bool(self.installed or self.pending)
+            buried = self._undo()
+            if not was_applied:
+                return self.status()
+            self.reason = "reverted by adk_compaction_backport.revert()"
+            if buried:
+                self.reason += (
+                    "; these stay wrapped beneath another library's wrapper but "
+                    "pass through untouched: " + ", ".join(buried)
+                )
+            return self.status()
+
+    def on_module_loaded(self, name: str) -> None:
+        """The start-up hook's call: module ``name`` has just run (still importing)."""
+        with self._lock:
+            if self.installed or self.pending:
+                self._install_ready(name)
+                return
+            if self._decided or _hook.opted_out():
+                return
+            if self._apply(strict=False, just_loaded=name) or self._warned:
+                return
+            self._warned = True
+            claimed = _guards.family_for(installed_adk_version()) is not None
+            log = logger.warning if claimed else logger.debug
+            log("adk-compaction-backport left google-adk untouched: %s", self.reason)
+
+    def status(self) -> Status:
+        from adk_compaction_backport._status import Status
+
+        with self._lock:
+            version = installed_adk_version()
+            family = _guards.family_for(version)
+            if self.installed or self.pending:
+                return Status(
+                    adk_version=version,
+                    family=self._family,
+                    applied=True,
+                    reason="applied",
+                    patched=tuple(i.target.qualname for i in self.installed),
+                    pending=tuple(p.target.qualname for p in self.pending),
+                )
+            return Status(
+                adk_version=version,
+                family=family.name if family else None,
+                applied=False,
+                reason=self._reason_not_applied(),
+            )
+
+    def _apply(self, strict: bool = False, just_loaded: Optional[str] = None) -> bool:
+        """:meth:`apply` without building a ``Status``; whether the fix applies.
+
+        ``just_loaded``: a module that has run but is still being imported (the
+        hook calls from inside its import).
+        """
+        with self._lock:
+            self._decided = True
+            if self.installed or self.pending:
+                failed = self._install_ready(just_loaded)
+                if failed is not None and strict:
+                    raise failed
+                return failed is None
+            version = installed_adk_version()
+            try:
+                family, chosen, found = _plan(version, just_loaded)
+            except NotApplicable as error:
+                self.reason = str(error)
+                _hook.discard(ON_MODULE_LOADED)  # decided: nothing to wait for
+                if strict:
+                    raise
+                return False
+            from adk_compaction_backport._coordinator import COORDINATOR
+
+            COORDINATOR.configure(_patching.named(family.stale_error))
+            self.pending[:] = chosen
+            self._found.update(found)
+            self._family, self.reason = family.name, None
+            _patching.set_active(True)
+            failed = self._install_ready(just_loaded)
             if failed is not None and strict:
                 raise failed
             return failed is None
-        version = installed_adk_version()
+
+    def _install_one(self, patch: _patching.Patch) -> Optional[_patching.Installed]:
+        """Wrap one target whose module has run; ``None``: an optional one is absent."""
+        target = patch.target
         try:
-            family, adapter, chosen, found = _plan(version, just_loaded)
-        except NotApplicable as error:
-            _reason = str(error)
-            _hook.watch(())  # decided: nothing to wait for
-            if strict:
-                raise
-            return False
-        from adk_compaction_backport._coordinator import COORDINATOR
-
-        COORDINATOR.configure(adapter.is_stale_error)
-        _pending[:] = chosen
-        _found.update(found)
-        _family, _reason = family.name, None
-        _patching.set_active(True)
-        failed = _install_ready(just_loaded)
-        if failed is None and _pending:
-            # A module that finished importing in another thread meanwhile.
-            failed = _install_ready()
-        if failed is not None and strict:
-            raise failed
-        return failed is None
-
-
-def module_loaded(name: str) -> None:
-    """The watcher's call: module ``name`` has just run (still importing)."""
-    global _warned
-    with _lock:
-        if _installed or _pending:
-            _install_ready(name)
-            return
-        if _decided or _bootstrap.opted_out():
-            return
-        if _apply(strict=False, just_loaded=name) or _warned:
-            return
-        _warned = True
-        claimed = _guards.family_for(installed_adk_version()) is not None
-        log = logger.warning if claimed else logger.debug
-        log("adk-compaction-backport left google-adk untouched: %s", _reason)
-
-
-def apply_automatically() -> None:
-    """Apply as the start-up hook would (google-adk imported before it)."""
-    for name in _hook.WATCHED_MODULES:
-        if _hook.loaded(name):
-            module_loaded(name)
-            return
-
-
-def revert() -> Status:
-    global _reason, _decided
-    with _lock:
-        _decided = True
-        was_applied = bool(_installed or _pending)
-        buried = _undo()
-        if not was_applied:
-            return status()
-        _reason = "reverted by adk_compaction_backport.revert()"
-        if buried:
-            _reason += (
-                "; these stay wrapped beneath another library's wrapper but pass "
-                "through untouched: " + ", ".join(buried)
+            current = target.current()
+        except (AttributeError, KeyError):
+            if patch.optional:
+                return None
+            raise
+        # ``from X import f`` of a function we wrapped in X already: wrap upstream's.
+        twin = next((i for i in self.installed if i.wrapper is current), None)
+        original = twin.original if twin is not None else current
+        if twin is None and _patching.is_ours(current):
+            raise AlreadyPatched(
+                f"{target.qualname} is already wrapped by another copy"
             )
-        return status()
-
-
-def _reason_not_applied() -> str:
-    if _reason is not None:
-        return _reason
-    if _bootstrap.opted_out():
-        return (
-            f"the automatic patch is off ({_bootstrap.OPT_OUT_VARIABLE} is set); "
-            "call adk_compaction_backport.apply() to patch explicitly"
-        )
-    if not any(_hook.loaded(name) for name in _hook.WATCHED_MODULES):
-        if installed_adk_version() is None:
-            return "google-adk is not installed; the package does nothing"
-        return (
-            "google-adk is not imported yet; the fix is applied when one of the "
-            "modules it wraps is (google.adk.runners, ...)"
-        )
-    return (
-        "google-adk was imported but the start-up hook did not run (python -S, "
-        "or the package was not installed from its wheel?); call "
-        "adk_compaction_backport.apply()"
-    )
-
-
-def status() -> Status:
-    from adk_compaction_backport._status import Status
-
-    with _lock:
-        version = installed_adk_version()
-        family = _guards.family_for(version)
-        if _installed or _pending:
-            return Status(
-                adk_version=version,
-                family=_family,
-                applied=True,
-                reason="applied",
-                patched=tuple(i.target.qualname for i in _installed),
-                pending=tuple(p.target.qualname for p in _pending),
+        found = self._found[target.qualname]
+        if _patching.defined_at(original) != (found.origin, found.first_line):
+            raise FingerprintMismatch(
+                f"{target.qualname} is not the code that was checked (replaced?)"
             )
-        return Status(
-            adk_version=version,
-            family=family.name if family else None,
-            applied=False,
-            reason=_reason_not_applied(),
+        make_wrapper = patch.make_wrapper
+        assert make_wrapper is not None
+        return _patching.install(target, make_wrapper, original)
+
+    def _install_ready(
+        self, just_loaded: Optional[str] = None
+    ) -> Optional[NotApplicable]:
+        """Install the pending wrappers whose module has run; roll back on failure.
+
+        Then the hook waits for exactly the modules still pending (it calls
+        back right away for one that finished importing in another thread).
+        """
+        ready = [
+            p
+            for p in self.pending
+            if p.target.loaded() or p.target.module == just_loaded
+        ]
+        try:
+            for patch in ready:
+                done = self._install_one(patch)
+                self.pending.remove(patch)
+                if done is not None:
+                    self.installed.append(done)
+        except Exception as error:
+            failed = NotApplicable(
+                f"patching google-adk {installed_adk_version()} failed and was "
+                f"rolled back: {error!r}"
+            )
+            self._undo()
+            self.reason = str(failed)
+            return failed
+        waiting = {p.target.module for p in self.pending}
+        # Only ever fewer: re-adding the finder would put it ahead of finders
+        # installed since (wrapt's), whose loader proxies ours.
+        _hook.discard(ON_MODULE_LOADED, set(_hook.watched()) - waiting)
+        _hook.when_imported(sorted(waiting), ON_MODULE_LOADED)
+        return None
+
+    def _undo(self) -> List[str]:
+        """Remove every wrapper, cancel the pending ones; the names left buried."""
+        buried = [
+            i.target.qualname
+            for i in reversed(self.installed)
+            if not _patching.remove(i)
+        ]
+        _patching.set_active(False)
+        self.installed.clear()
+        self.pending.clear()
+        self._found.clear()
+        _hook.discard(ON_MODULE_LOADED)
+        self._family = None
+        return buried
+
+    def _reason_not_applied(self) -> str:
+        if self.reason is not None:
+            return self.reason
+        if _hook.opted_out():
+            return (
+                f"the automatic patch is off ({_hook.OPT_OUT_VARIABLE} is set); "
+                "call adk_compaction_backport.apply() to patch explicitly"
+            )
+        if not any(_hook.loaded(name) for name in _guards.watched_modules()):
+            if installed_adk_version() is None:
+                return "google-adk is not installed; the package does nothing"
+            return (
+                "google-adk is not imported yet; the fix is applied when one of "
+                "the modules it wraps is (google.adk.runners, ...)"
+            )
+        return (
+            "google-adk was imported but the start-up hook did not run (python "
+            "-S, or the package was not installed from its wheel?); call "
+            "adk_compaction_backport.apply()"
         )
+
+
+ACTIVATION = Activation()

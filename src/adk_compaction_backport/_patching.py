@@ -8,9 +8,12 @@ becomes a plain pass-through.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import sys
 from typing import Any, Callable, Optional
+
+import _adk_compaction_backport_hook as _hook
 
 OURS = "__adk_compaction_backport__"
 _active = False
@@ -48,9 +51,7 @@ class Target:
 
     def loaded(self) -> bool:
         """Whether the module is imported and done executing (never imports it)."""
-        module = sys.modules.get(self.module)
-        spec = getattr(module, "__spec__", None)
-        return module is not None and not getattr(spec, "_initializing", False)
+        return _hook.loaded(self.module)
 
     def owner(self) -> Any:
         """The object holding the attribute; ``KeyError`` if not imported.
@@ -142,33 +143,45 @@ def remove(installed: Installed) -> bool:
 
 
 class Patch:
-    """What a family wraps: ``make_wrapper(original) -> wrapper``.
+    """One row of the families table (``_guards.Code``) as a ``Target``.
 
-    ``make_wrapper=None`` marks code we rely on without wrapping it (only its
-    fingerprint is checked). ``variant``, when set, limits the patch to the
-    releases whose fingerprint of ``target`` carries that label in ``_guards``.
-    ``optional`` targets exist in only some releases of a family (a name that
-    upstream stopped importing at module level); where absent, they are skipped.
-    ``needs_extra`` targets live in a module that imports an optional dependency
-    (SQLAlchemy with its asyncio extra, for ``DatabaseSessionService``): where
-    it cannot be imported, nothing in it can run, so there is nothing to patch.
+    ``make_wrapper`` is resolved from the row's ``"module:attr"`` only when a
+    patch is installed, so reading the table imports no wrapper.
     """
 
-    __slots__ = ("make_wrapper", "needs_extra", "optional", "target", "variant")
+    __slots__ = ("code", "target")
 
-    def __init__(
-        self,
-        target: Target,
-        make_wrapper: Optional[Callable[[Any], Any]] = None,
-        variant: Optional[str] = None,
-        optional: bool = False,
-        needs_extra: bool = False,
-    ) -> None:
-        self.target = target
-        self.make_wrapper = make_wrapper
-        self.variant = variant
-        self.optional = optional
-        self.needs_extra = needs_extra
+    def __init__(self, code: Any) -> None:
+        self.code = code
+        self.target = Target(code.module, code.path)
+
+    @property
+    def optional(self) -> bool:
+        return bool(self.code.optional)
+
+    @property
+    def needs_extra(self) -> bool:
+        return bool(self.code.needs_extra)
+
+    @property
+    def make_wrapper(self) -> Optional[Callable[[Any], Any]]:
+        return None if self.code.wrapper is None else named(self.code.wrapper)
+
+    def wanted_for(self, fingerprint: str) -> bool:
+        """Whether code with this fingerprint gets the wrapper at all."""
+        variant = self.code.variant
+        return self.code.wrapper is not None and (
+            variant is None or fingerprint in variant.fingerprints
+        )
 
     def __repr__(self) -> str:
         return f"Patch({self.target!r}, ...)"
+
+
+def named(spec: str) -> Any:
+    """The object a ``"package.module:attr.attr"`` string names (imports it)."""
+    module, _, path = spec.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in path.split("."):
+        found = getattr(found, part)
+    return found

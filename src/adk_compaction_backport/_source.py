@@ -5,7 +5,7 @@ A fingerprint is the first 16 hex digits of the SHA-256 of what
 through the last line of its body. This module finds that text in a module's
 source, so the package can check every target before any of google-adk's
 modules that hold them is imported (issue #12), and
-``tools/release_fingerprints.py`` uses it on unpacked wheels.
+``tools/`` read unpacked wheels with it (:class:`DirectoryReader`).
 
 Parsing a whole module with ``ast`` costs tens of milliseconds (``runners.py``
 is 2,400 lines), more than the package may add to an import. So the text of a
@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.machinery
+import os
 import re
 import sys
 from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
@@ -328,4 +329,21 @@ class SourceReader:
             if imported is None:
                 return None
             module, qualname = imported[0], imported[1] + ("." + rest if rest else "")
+        return None
+
+
+class DirectoryReader(SourceReader):
+    """Reads modules from a folder instead (an unpacked wheel: the one holding
+    ``google/``), for the maintainer tools; same search, same fingerprints."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__()
+        self._root = root
+
+    def _read(self, module: str) -> Optional[Tuple[str, str]]:
+        base = os.path.join(self._root, *module.split("."))
+        for path in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as file:
+                    return file.read(), path
         return None

@@ -1,1 +1,2 @@
-"""One small adapter per google-adk release family: what to wrap, nothing else."""
+"""The wrappers the families table (``_guards``) names: shared ones in
+``_common`` and ``_awaited``, the background-task releases' own in ``v1_16``."""

@@ -1,7 +1,8 @@
 """Wrappers every release family shares: turn tracking and the model's context.
 
 Each takes upstream's function and returns a wrapper that calls it; none holds
-upstream code. Family modules pick the ones their releases need.
+upstream code. The families table (``_guards``) names the ones each
+family's releases need.
 """
 
 from __future__ import annotations
@@ -14,11 +15,6 @@ from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR
 from adk_compaction_backport._patching import is_active
 
-RUNNERS = "google.adk.runners"
-COMPACTION = "google.adk.apps.compaction"
-DATABASE = "google.adk.sessions.database_session_service"
-SQLITE = "google.adk.sessions.sqlite_session_service"
-CONTENTS = "google.adk.flows.llm_flows.contents"
 COMPACTION_FN = "_run_compaction_for_sliding_window"
 
 # How releases word a write from an out-of-date ``Session``: 1.x before 1.28,

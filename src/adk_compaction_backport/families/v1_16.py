@@ -13,27 +13,12 @@ are rebuilt as typed models (google/adk-python#3487).
 from __future__ import annotations
 
 import functools
-from typing import Any, AsyncGenerator, Callable, List
+from typing import Any, AsyncGenerator, Callable
 
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, running_loop
-from adk_compaction_backport._patching import Patch, Target, is_active
-from adk_compaction_backport.families._common import (
-    COMPACTION,
-    COMPACTION_FN,
-    CONTENTS,
-    DATABASE,
-    RUNNERS,
-    compacts,
-    drain_before_returning,
-    is_stale_error,
-    register_fresh_session,
-    summaries_in_place,
-    track_turn,
-    typed_actions,
-)
-
-__all__ = ["is_stale_error", "patches"]
+from adk_compaction_backport._patching import is_active
+from adk_compaction_backport.families._common import COMPACTION_FN, compacts
 
 
 def _upstream_compaction() -> Callable[..., Any]:
@@ -99,28 +84,3 @@ def compact_when_closed_early(original: Callable[..., Any]) -> Callable[..., Any
             raise
 
     return _exec_with_plugin
-
-
-def patches() -> List[Patch]:
-    return [
-        Patch(Target(RUNNERS, COMPACTION_FN), submit_to_coordinator),
-        Patch(Target(RUNNERS, "Runner.run_async"), track_turn),
-        Patch(
-            Target(RUNNERS, "Runner._new_invocation_context"), register_fresh_session
-        ),
-        Patch(Target(RUNNERS, "Runner._exec_with_plugin"), compact_when_closed_early),
-        Patch(Target(RUNNERS, "Runner.run"), drain_before_returning),
-        Patch(Target(CONTENTS, "_process_compaction_events"), summaries_in_place),
-        # Relied on, not wrapped: they load the session before the first write
-        # and run the compaction we hand to the coordinator.
-        Patch(Target(RUNNERS, "Runner._setup_context_for_new_invocation")),
-        Patch(Target(RUNNERS, "Runner._setup_context_for_resumed_invocation")),
-        Patch(Target(COMPACTION, COMPACTION_FN)),
-        Patch(Target(CONTENTS, "_get_contents")),
-        Patch(Target(DATABASE, "DatabaseSessionService.append_event")),
-        Patch(
-            Target(DATABASE, "StorageEvent.to_event"),
-            typed_actions,
-            variant="dict-actions",
-        ),
-    ]
