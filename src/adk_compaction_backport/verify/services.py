@@ -13,9 +13,10 @@ fallback to ``DatabaseSessionService`` for a scheme the registry does not know;
 ``sqlite:///x.db`` is ``SqliteSessionService`` where the release maps it so
 (1.19+) and ``DatabaseSessionService`` before.
 
-One kindness on top: a driverless ``postgresql://`` URL gets the driver the
-release's engine needs (1.19+ refuses a synchronous driver, and ADK before
-2.x does not add one itself). It stays a ``DatabaseSessionService``.
+One kindness on top: a driverless ``postgresql://`` or ``mysql://`` URL gets
+the driver the release's engine needs (1.19+ refuses a synchronous driver,
+and ADK before 2.x does not add one itself). It stays a
+``DatabaseSessionService``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from adk_compaction_backport.verify.urls import database_url
 
 def _adk_url(url: str) -> str:
     scheme = url.partition("://")[0]
-    return database_url(url) if scheme == "postgresql" else url
+    return database_url(url) if scheme in ("postgresql", "mysql") else url
 
 
 def session_service_for(url: str, agents_dir: Union[str, Path]) -> Any:
