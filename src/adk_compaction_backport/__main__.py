@@ -18,13 +18,13 @@ def _describe(state: Status) -> List[str]:
     from adk_compaction_backport import __version__
 
     lines = [
-        f"adk-compaction-backport: {__version__}",
-        f"google-adk installed:    {state.adk_version or 'no'}",
-        f"release family:          {state.family or 'none claimed'}",
-        f"fix applied:             {'yes' if state.applied else 'no'}",
+        f"adk-compaction-backport {__version__}",
+        f"google-adk installed: {state.adk_version or 'no'}",
+        f"release family:       {state.family or 'none claimed'}",
+        f"fix applied:          {'yes' if state.applied else 'no'}",
     ]
     if not state.applied:
-        lines.append(f"why not:                 {state.reason}")
+        lines.append(f"why not:              {state.reason}")
     lines += [f"  wraps {name}" for name in state.patched]
     lines += [
         f"  will wrap {name} (when the app imports its module)"
@@ -259,6 +259,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         print(f"wrote {folder}; serve it with: adk api_server {args.write_agent}")
         return 0
+    import warnings
+
+    # google-adk's imports warn about Python versions and deprecations on some
+    # releases: not this command's business, and a setup problem is one line.
+    warnings.simplefilter("ignore")
     from adk_compaction_backport.verify.cli import verify, verify_server
 
     clients = ["sequential", "eager"] if args.client == "both" else [args.client]
