@@ -259,6 +259,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         print(f"wrote {folder}; serve it with: adk api_server {args.write_agent}")
         return 0
+    try:
+        return _verify(args)
+    except KeyboardInterrupt:
+        print("verify: interrupted", file=sys.stderr)
+        return 130
+
+
+def _verify(args: argparse.Namespace) -> int:
     import warnings
 
     # google-adk's imports warn about Python versions and deprecations on some
