@@ -345,3 +345,31 @@ def test_sqlite_session_service_runs_without_sqlalchemy(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "your database (SqliteSessionService)" in done.stdout
+
+
+def test_a_sqlite_file_that_cannot_be_opened_is_a_setup_problem(tmp_path):
+    """In-process: the check leaves the process's thread hook as it was."""
+    import threading
+
+    from adk_compaction_backport.verify.setup_check import SetupProblem, open_once
+
+    hook = threading.excepthook
+    url = f"sqlite:///{tmp_path / 'no_such_folder' / 'sessions.db'}"
+    with pytest.raises(SetupProblem, match="cannot open the SQLite file"):
+        open_once(url)
+    assert threading.excepthook is hook
+
+
+def test_a_refused_login_is_a_setup_problem(postgres_server_url):
+    from urllib.parse import urlsplit, urlunsplit
+
+    from adk_compaction_backport.verify.setup_check import SetupProblem, open_once
+
+    server = urlsplit(postgres_server_url)
+    netloc = f"no_such_role:hunter2@{server.hostname}:{server.port or 5432}"
+    url = urlunsplit(server._replace(netloc=netloc))
+    with pytest.raises(SetupProblem) as raised:
+        open_once(url)
+    line = str(raised.value)
+    assert "refused the login" in line
+    assert "hunter2" not in line

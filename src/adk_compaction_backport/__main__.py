@@ -91,7 +91,8 @@ EXIT_CODES = """exit status:
   1  verify: the fix did not hold (a turn failed, a message or summary was lost)
   2  a setup problem (a missing driver, an unreachable or missing database, a
      bad option) or nothing to verify (a google-adk release the package does
-     not claim); the one line printed says what to install or fix"""
+     not claim); the one line printed says what to install or fix
+  130  verify: interrupted (Ctrl-C)"""
 
 
 class _Parser(argparse.ArgumentParser):

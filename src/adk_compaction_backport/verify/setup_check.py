@@ -67,29 +67,34 @@ def open_once(db_url: Optional[str]) -> str:
     """
     logging.disable(logging.CRITICAL)
     # aiosqlite's worker thread of a connection that failed may still try to
-    # answer on the closed loop: not news, the line returned says it.
+    # answer on the closed loop: not news, the line raised says it.
     excepthook, threading.excepthook = threading.excepthook, _quiet_closed_loop
     try:
-        with (
-            warnings.catch_warnings(),
-            tempfile.TemporaryDirectory(prefix="adk-compaction-verify-") as scratch,
-        ):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            opened = _open_once(db_url, scratch)
-            name = asyncio.run(asyncio.wait_for(opened, OPEN_TIMEOUT))
+            with tempfile.TemporaryDirectory(prefix="adk-compaction-") as scratch:
+                opened = _open_once(db_url, scratch)
+                return asyncio.run(asyncio.wait_for(opened, OPEN_TIMEOUT))
     except Exception as error:
-        # The process exits after this: the quiet hook stays.
         raise SetupProblem(explain(error, db_url)) from error
     finally:
+        _let_connection_threads_end()
+        threading.excepthook = excepthook
         logging.disable(logging.NOTSET)
-    threading.excepthook = excepthook
-    return name
 
 
 def _quiet_closed_loop(args: Any) -> None:
     error = args.exc_value
     if not (isinstance(error, RuntimeError) and "closed" in str(error)):
         threading.__excepthook__(args)
+
+
+def _let_connection_threads_end() -> None:
+    """aiosqlite's worker threads end soon after their loop: wait for them
+    while the quiet hook is in place."""
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            thread.join(timeout=5)
 
 
 def service_name(db_url: Optional[str]) -> str:
