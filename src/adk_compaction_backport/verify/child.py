@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from typing import List, Optional
 
-from adk_compaction_backport.verify.setup_check import verify_service
+from adk_compaction_backport.verify.services import verify_service
 
 
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:

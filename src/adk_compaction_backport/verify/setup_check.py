@@ -14,44 +14,21 @@ import re
 import tempfile
 import threading
 import warnings
-from pathlib import Path
 from typing import Any, List, Optional
 from urllib.parse import urlsplit
 
-from adk_compaction_backport.verify.services import session_service_for
-from adk_compaction_backport.verify.urls import database_url, uses_async_engine
+from adk_compaction_backport.verify.services import verify_service
+from adk_compaction_backport.verify.urls import uses_async_engine
 
 OPEN_TIMEOUT = 30.0  # seconds; a database server that never answers
 
-# What ``pip install`` brings a module the session service imports.
+# What ``pip install`` brings a module the session service imports, where it
+# is not the module's own name (greenlet, aiosqlite, asyncpg, aiomysql, ...).
 PIP_NAMES = {
     "sqlalchemy": "sqlalchemy[asyncio]>=2",
-    "greenlet": "greenlet",
-    "aiosqlite": "aiosqlite",
-    "asyncpg": "asyncpg",
     "psycopg2": "psycopg2-binary",
-    "aiomysql": "aiomysql",
-    "pymysql": "pymysql",
     "MySQLdb": "mysqlclient",
 }
-
-
-def verify_service(db_url: Optional[str], scratch_dir: str) -> Any:
-    """The session service ``verify`` runs on (built, not yet used).
-
-    ``db_url``: as ``adk web --session_service_uri`` takes it; ``None``: a
-    ``DatabaseSessionService`` on a SQLite file in ``scratch_dir``.
-    """
-    if db_url:
-        return session_service_for(db_url, Path.cwd())
-    from google.adk.sessions.database_session_service import DatabaseSessionService
-
-    return DatabaseSessionService(db_url=default_url(scratch_dir))
-
-
-def default_url(scratch_dir: str) -> str:
-    """The temporary SQLite database of a ``verify`` without ``--db-url``."""
-    return database_url(f"sqlite:///{Path(scratch_dir) / 'sessions.db'}")
 
 
 class SetupProblem(Exception):
