@@ -11,13 +11,12 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import tempfile
 import warnings
 from typing import List, Optional
 
-from adk_compaction_backport.verify.urls import database_url
+from adk_compaction_backport.verify.services import verify_service
 
 
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -60,20 +59,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         api=args.api,
     )
     with tempfile.TemporaryDirectory(prefix="adk-compaction-verify-") as tmp:
-        service = None
-        if args.db_url:
-            # The service `adk web --session_service_uri` would pick for it.
-            from adk_compaction_backport.verify.services import session_service_for
-
-            service = session_service_for(args.db_url, os.getcwd())
-        url = database_url(
-            args.db_url or f"sqlite:///{os.path.join(tmp, 'sessions.db')}"
-        )
+        # With --db-url: the service `adk web --session_service_uri` would pick.
+        service = verify_service(args.db_url, tmp)
         report = asyncio.run(
-            run_workload(url, workload, app_name=args.app_name, session_service=service)
+            run_workload("", workload, app_name=args.app_name, session_service=service)
         )
     result = report.as_dict()
-    result["service"] = type(service).__name__ if service else "DatabaseSessionService"
+    result["service"] = type(service).__name__
     result["applied"] = acb.status().applied
     result["reason"] = acb.status().reason
     json.dump(result, sys.stdout)

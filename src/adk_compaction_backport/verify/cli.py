@@ -9,8 +9,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+SERVER_WAIT = 10.0  # seconds for ``verify --server`` to find its server up
 
 ROWS = (
     ("turns", "turns"),
@@ -63,34 +66,71 @@ def _table(title: str, before: Dict, after: Dict) -> str:
     return "\n".join(lines)
 
 
+def _say(text: str, end: str = "\n") -> None:
+    """Progress and setup problems: on stderr, so stdout keeps the tables."""
+    print(text, end=end, file=sys.stderr, flush=True)
+
+
+def _not_applicable() -> Optional[str]:
+    """Why the fix does not apply to the installed google-adk, if it does not.
+
+    Decided as the patched side will decide (from the source, importing
+    nothing), then undone: this process only checks the setup.
+    """
+    import adk_compaction_backport as acb
+
+    state = acb.apply()
+    acb.revert()
+    return None if state.applied else state.reason
+
+
 def verify(
     clients: List[str], api: str, db_url: Optional[str], workload_args: List[str]
 ) -> int:
     """Print a before/after table per client.
 
     Exit status: 0 when the fix holds, 1 when it does not, 2 when it does not
-    apply to the installed google-adk (nothing to verify).
+    apply to the installed google-adk or the session service cannot be opened
+    (nothing was run).
     """
     from adk_compaction_backport._activation import installed_adk_version
+    from adk_compaction_backport.verify.setup_check import SetupProblem, open_once
 
-    failures = 0
+    reason = _not_applicable()
+    if reason is not None:
+        _say(f"nothing was verified: {reason}")
+        return 2
+    try:
+        opened = open_once(db_url)
+    except SetupProblem as problem:
+        _say(str(problem))
+        return 2
     where = "your database" if db_url else "a temporary SQLite file"
-    for client in clients:
+    _say(f"google-adk {installed_adk_version()}: {opened} on {where} opened")
+    failures = 0
+    cells = [(client, patched) for client in clients for patched in (False, True)]
+    results: Dict[Tuple[str, bool], Dict] = {}
+    for number, (client, patched) in enumerate(cells, 1):
         child_args = ["--client", client, "--api", api, *workload_args]
         if db_url:
             child_args += ["--db-url", db_url]
-        before = _run_side(False, child_args)
-        after = _run_side(True, child_args)
+        side = "with the fix" if patched else "without the fix"
+        _say(f"[{number}/{len(cells)}] {client} client, {side} ...", end="")
+        started = time.monotonic()
+        results[client, patched] = _run_side(patched, child_args)
+        outcome = "crashed" if "crashed" in results[client, patched] else "done"
+        _say(f" {outcome} in {time.monotonic() - started:.0f} s")
+        if not patched:
+            continue
+        before, after = results[client, False], results[client, True]
         service = after.get("service") or before.get("service")
         title = f"google-adk {installed_adk_version()}, {where}"
         title += f" ({service})" if service else ""
         title += f", {client} client, {api} API"
         print(_table(title, before, after))
-        print()
+        print(flush=True)
         if "crashed" not in after and not after.get("applied"):
-            print(
-                f"the fix is not applied here, nothing was verified: {after['reason']}"
-            )
+            _say(f"nothing was verified: the fix was not applied: {after['reason']}")
             return 2
         if "crashed" in after or not after.get("ok"):
             failures += 1
@@ -113,25 +153,41 @@ def verify_server(
     The server's own setup is what is checked (its google-adk, its session
     service, whether the fix is installed there). Exit status: 0 when every
     turn and summary came through, 1 otherwise, 2 when the server cannot be
-    reached.
+    reached or does not serve ``agent``.
     """
+    base_url = base_url.rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        _say(f"--server {base_url}: expected an http:// or https:// URL")
+        return 2
     import asyncio
 
     from adk_compaction_backport.verify.http_client import (
         ServerNotReady,
         run_http_workload,
+        served_apps,
         wait_until_ready,
     )
     from adk_compaction_backport.verify.scenario import Workload
 
-    base_url = base_url.rstrip("/")
+    _say(
+        f"waiting up to {SERVER_WAIT:.0f} s for an ADK server at {base_url} "
+        "to answer GET /list-apps ..."
+    )
     try:
-        wait_until_ready(base_url, timeout=10)
+        wait_until_ready(base_url, timeout=SERVER_WAIT)
+        apps = served_apps(base_url)
     except ServerNotReady as error:
-        print(f"cannot reach an ADK server at {base_url}: {error}")
+        _say(f"cannot reach an ADK server at {base_url}: {error}")
+        return 2
+    if agent not in apps:
+        _say(
+            f"the server at {base_url} serves no agent named {agent!r} "
+            f"(it serves: {', '.join(apps) or 'none'}); name one with --agent"
+        )
         return 2
     failures = 0
-    for client in clients:
+    for number, client in enumerate(clients, 1):
+        _say(f"[{number}/{len(clients)}] {client} client against {base_url} ...")
         report = asyncio.run(
             run_http_workload(
                 base_url,

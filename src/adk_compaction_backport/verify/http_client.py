@@ -57,6 +57,18 @@ def wait_until_ready(
     raise ServerNotReady(f"{base_url} not ready after {timeout:.0f} s ({last!r})")
 
 
+def served_apps(base_url: str) -> List[str]:
+    """The agents (apps) the server serves: ``GET /list-apps``."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{base_url}/list-apps", timeout=10.0)
+        answer.raise_for_status()
+        return [str(name) for name in answer.json()]
+    except (httpx.HTTPError, ValueError) as error:
+        raise ServerNotReady(f"GET /list-apps failed: {error!r}") from error
+
+
 def _event_view(data: Dict[str, Any]) -> SimpleNamespace:
     """What ``analysis.inspect_session`` reads of an event, from its JSON.
 

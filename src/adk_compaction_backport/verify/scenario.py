@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, List, Optional, Set
 
 from google.adk.runners import Runner
-from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.genai import types
 
 from adk_compaction_backport.verify.analysis import (
@@ -324,7 +323,7 @@ async def run_workload(
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=4 * workload.sessions + 4)
     )
-    service = session_service or DatabaseSessionService(db_url=db_url)
+    service = session_service or _database_session_service(db_url)
     runner = Runner(app=app, session_service=service)
     report = Report(workload=asdict(workload))
     _time_summary_writes(service, control, report)
@@ -358,6 +357,13 @@ async def run_workload(
     report.summarizer_calls = control.calls
     report.errors.extend(errors.lines)
     return report
+
+
+def _database_session_service(db_url: str) -> Any:
+    """Imported here: SqliteSessionService runs without SQLAlchemy (2.x)."""
+    from google.adk.sessions.database_session_service import DatabaseSessionService
+
+    return DatabaseSessionService(db_url=db_url)
 
 
 async def _load(service: Any, app_name: str, session_id: str) -> Any:

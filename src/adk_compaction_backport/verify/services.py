@@ -13,22 +13,26 @@ fallback to ``DatabaseSessionService`` for a scheme the registry does not know;
 ``sqlite:///x.db`` is ``SqliteSessionService`` where the release maps it so
 (1.19+) and ``DatabaseSessionService`` before.
 
-One kindness on top: a driverless ``postgresql://`` URL gets the driver the
-release's engine needs (1.19+ refuses a synchronous driver, and ADK before
-2.x does not add one itself). It stays a ``DatabaseSessionService``.
+``verify_service`` is what ``verify`` runs on: this, or without a URL a
+``DatabaseSessionService`` on a temporary SQLite file.
+
+One kindness on top: a driverless ``postgresql://`` or ``mysql://`` URL gets
+the driver the release's engine needs (1.19+ refuses a synchronous driver,
+and ADK before 2.x does not add one itself). It stays a
+``DatabaseSessionService``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from adk_compaction_backport.verify.urls import database_url
 
 
 def _adk_url(url: str) -> str:
     scheme = url.partition("://")[0]
-    return database_url(url) if scheme == "postgresql" else url
+    return database_url(url) if scheme in ("postgresql", "mysql") else url
 
 
 def session_service_for(url: str, agents_dir: Union[str, Path]) -> Any:
@@ -61,3 +65,21 @@ def session_service_for(url: str, agents_dir: Union[str, Path]) -> Any:
     from google.adk.sessions.database_session_service import DatabaseSessionService
 
     return DatabaseSessionService(db_url=url)
+
+
+def verify_service(db_url: Optional[str], scratch_dir: str) -> Any:
+    """The session service ``verify`` runs on (built, not yet used).
+
+    ``db_url``: as ``adk web --session_service_uri`` takes it; ``None``: a
+    ``DatabaseSessionService`` on a SQLite file in ``scratch_dir``.
+    """
+    if db_url:
+        return session_service_for(db_url, Path.cwd())
+    from google.adk.sessions.database_session_service import DatabaseSessionService
+
+    return DatabaseSessionService(db_url=default_url(scratch_dir))
+
+
+def default_url(scratch_dir: str) -> str:
+    """The temporary SQLite database of a ``verify`` without ``--db-url``."""
+    return database_url(f"sqlite:///{Path(scratch_dir) / 'sessions.db'}")
