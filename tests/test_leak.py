@@ -26,7 +26,12 @@ from google.adk.runners import Runner
 from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport.verify.fake_model import SummarizerControl
 from adk_compaction_backport.verify.scenario import USER_ID
-from harness import CLAIMED_ONLY, Conversation, background_work_done
+from harness import (
+    CLAIMED_ONLY,
+    KEEPING_SUMMARIES_ONLY,
+    Conversation,
+    background_work_done,
+)
 
 pytestmark = [CLAIMED_ONLY]
 REWIND = pytest.mark.skipif(
@@ -82,6 +87,7 @@ def removed_from(text: str, *turns: int) -> bool:
     return all(f"s0 turn {n}" not in text for n in turns)
 
 
+@KEEPING_SUMMARIES_ONLY
 @pytest.mark.asyncio
 async def test_a_session_created_again_gets_no_summary_of_the_old_one(database, caplog):
     caplog.set_level(logging.WARNING)
@@ -102,6 +108,7 @@ async def test_a_session_created_again_gets_no_summary_of_the_old_one(database, 
     assert all(removed_from(s, 1, 2) for s in summaries_in(await chat.stored()))
 
 
+@KEEPING_SUMMARIES_ONLY
 @REWIND
 @pytest.mark.asyncio
 async def test_a_rewound_turn_is_never_summarized_back_into_the_prompt(
@@ -157,6 +164,7 @@ async def invocation_of(chat: Conversation, turn: int) -> str:
     return messages[turn - 1].invocation_id
 
 
+@KEEPING_SUMMARIES_ONLY
 @pytest.mark.asyncio
 async def test_a_deleted_session_gets_no_summary(database, caplog):
     caplog.set_level(logging.WARNING)
@@ -171,6 +179,7 @@ async def test_a_deleted_session_gets_no_summary(database, caplog):
     assert "Task exception was never retrieved" not in caplog.text
 
 
+@KEEPING_SUMMARIES_ONLY
 @pytest.mark.asyncio
 async def test_events_removed_by_another_process_are_not_summarized_back(
     database, caplog

@@ -15,7 +15,10 @@ import functools
 import inspect
 from typing import Any, AsyncGenerator, Callable
 
-from adk_compaction_backport._catch_up import caught_up_with_summaries
+from adk_compaction_backport._catch_up import (
+    caught_up_with_summaries,
+    put_in_storage_order,
+)
 from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, CompactFn
@@ -91,7 +94,10 @@ def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
         for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
             try:
                 async with COORDINATOR.writing_through(self, session):
-                    return await original(self, session=session, event=event)
+                    appended = await original(self, session=session, event=event)
+                if attempt > 1:
+                    put_in_storage_order(session)
+                return appended
             except Exception as error:
                 if not COORDINATOR.is_stale(error) or attempt == CATCH_UP_ATTEMPTS:
                     raise
