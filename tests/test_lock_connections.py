@@ -1,0 +1,236 @@
+"""Lock connections live and die with their event loop and their service, and
+connect the way the service's own engine does.
+
+Counted on the server: PostgreSQL's ``pg_stat_activity`` and MariaDB's
+``information_schema.PROCESSLIST``, for the test's own database only (the
+counting connection is on another one). The service's engine uses ``NullPool``
+here, so between turns every connection the test's database has is a lock
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+from google.adk.runners import Runner
+from google.adk.sessions.database_session_service import DatabaseSessionService
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from _mysql import execute as mysql_execute
+from adk_compaction_backport._process_locks import session_lock
+from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
+from adk_compaction_backport.verify.scenario import USER_ID, message
+from adk_compaction_backport.verify.urls import uses_async_engine
+from harness import BACKPORT_ONLY, CLAIMED_ONLY
+
+pytestmark = [CLAIMED_ONLY, BACKPORT_ONLY]
+
+SYNC_RUNS = 50
+DRIVERS = {
+    "postgresql": ("postgresql+psycopg2", "postgresql+asyncpg"),
+    "mysql": ("mysql+pymysql", "mysql+aiomysql"),
+}
+COUNT_SQL = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = :db",
+    "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = :db",
+}
+
+
+class Server:
+    """The test's database on its server, and a counter of its connections."""
+
+    def __init__(self, kind: str, server_url: str, db_url: str) -> None:
+        self.kind = kind
+        self.db_url = make_url(db_url)
+        self._counter = create_engine(
+            make_url(server_url).set(drivername=DRIVERS[kind][0]), poolclass=NullPool
+        )
+
+    def url(self, **changes: Any) -> Any:
+        """The database's URL with the driver this google-adk release uses."""
+        driver = DRIVERS[self.kind][1 if uses_async_engine() else 0]
+        return self.db_url.set(drivername=driver, **changes)
+
+    def query(self, sql: str, **params: Any) -> List[Any]:
+        with self._counter.connect() as connection:
+            return list(connection.execute(text(sql), params))
+
+    def connections(self) -> int:
+        return int(self.query(COUNT_SQL[self.kind], db=self.db_url.database)[0][0])
+
+    def settled_connections(self, expected: int) -> int:
+        """The count once it reaches ``expected``, or the last after 30 s (a
+        server notices a closed connection a moment after the client closes it)."""
+        deadline = time.monotonic() + 30
+        while True:
+            count = self.connections()
+            if count == expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.05)
+
+    def dispose(self) -> None:
+        self._counter.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    kind = str(request.param)
+    prefix = "postgres" if kind == "postgresql" else "mysql"
+    server_url = request.getfixturevalue(f"{prefix}_server_url")
+    found = Server(kind, server_url, request.getfixturevalue(f"{prefix}_db_url"))
+    yield found
+    found.dispose()
+
+
+class CountingControl(SummarizerControl):
+    """Counts the database's connections while the summarizer runs (the
+    session's lock is held then)."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        super().__init__()
+        self.counts: List[int] = []
+        self._count = count
+
+    async def enter(self) -> int:
+        self.counts.append(self._count())
+        return await super().enter()
+
+
+def new_runner(server: Server, control: SummarizerControl) -> Runner:
+    service = DatabaseSessionService(str_url(server.url()), poolclass=NullPool)
+    return Runner(app=make_app(control), session_service=service)
+
+
+def str_url(url: Any) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+async def create_session(runner: Runner, session_id: str) -> None:
+    await runner.session_service.create_session(
+        app_name=runner.app_name, user_id=USER_ID, session_id=session_id
+    )
+
+
+def test_sync_runs_leave_no_lock_connection_behind(server: Server) -> None:
+    control = CountingControl(server.connections)
+    runner = new_runner(server, control)
+    asyncio.run(create_session(runner, "sync-runs"))
+    before = server.settled_connections(0)
+    for turn in range(1, SYNC_RUNS + 1):
+        events = runner.run(
+            user_id=USER_ID, session_id="sync-runs", new_message=message(0, turn)
+        )
+        assert list(events)
+    assert control.calls >= SYNC_RUNS // 2 - 1  # compactions ran, under the lock
+    assert max(control.counts) > before  # a lock connection was open meanwhile
+    assert server.settled_connections(before) == before
+
+
+def test_closing_the_service_closes_its_lock_connection(server: Server) -> None:
+    control = SummarizerControl()
+    runner = new_runner(server, control)
+
+    async def turns_then_close() -> Dict[str, int]:
+        await create_session(runner, "closed")
+        before = await asyncio.to_thread(server.settled_connections, 0)
+        for turn in (1, 2):
+            async for _ in runner.run_async(
+                user_id=USER_ID, session_id="closed", new_message=message(0, turn)
+            ):
+                pass
+        await asyncio.sleep(0)  # 1.16-1.18 compact after the stream ends
+        from adk_compaction_backport import drain
+
+        await drain()
+        while_open = server.connections()  # the loop is still running
+        close = getattr(runner.session_service, "close", None)
+        if close is not None:  # 1.19+
+            await close()
+        else:
+            runner.session_service.db_engine.dispose()
+        # Each loop closes its own connection: let this one run meanwhile.
+        deadline = time.monotonic() + 30
+        while server.connections() != before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return {"before": before, "open": while_open, "after": server.connections()}
+
+    counts = asyncio.run(turns_then_close())
+    assert control.calls == 1
+    assert counts["open"] == counts["before"] + 1
+    assert counts["after"] == counts["before"]
+
+
+def test_postgresql_lock_connections_connect_as_the_service_does(
+    postgres_server_url: str, postgres_db_url: str
+) -> None:
+    server = Server("postgresql", postgres_server_url, postgres_db_url)
+    name = f"adk-lock-{uuid.uuid4().hex[:8]}"
+    if uses_async_engine():  # asyncpg
+        arguments: Dict[str, Any] = {"server_settings": {"application_name": name}}
+    else:  # psycopg2
+        arguments = {"application_name": name}
+    service = DatabaseSessionService(str_url(server.url()), connect_args=arguments)
+    holders_sql = (
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a"
+        " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.datname = :db"
+    )
+
+    async def lock_holders() -> List[Any]:
+        async with session_lock(service, "app", "user", "s", 5.0) as held:
+            assert held is True
+            return server.query(holders_sql, db=server.db_url.database)
+
+    try:
+        assert [row[0] for row in asyncio.run(lock_holders())] == [name]
+    finally:
+        server.dispose()
+
+
+@pytest.fixture
+def mysql_user(mysql_server_url: str, mysql_db_url: str) -> Iterator[Dict[str, str]]:
+    """A user of the test's database who must give a password."""
+    user = {"name": f"adk_{uuid.uuid4().hex[:10]}", "password": uuid.uuid4().hex}
+    database = make_url(mysql_db_url).database
+    mysql_execute(
+        mysql_server_url,
+        f"CREATE USER '{user['name']}'@'%' IDENTIFIED BY '{user['password']}'",
+    )
+    mysql_execute(
+        mysql_server_url, f"GRANT ALL ON `{database}`.* TO '{user['name']}'@'%'"
+    )
+    yield user
+    mysql_execute(mysql_server_url, f"DROP USER '{user['name']}'@'%'")
+
+
+def test_mysql_lock_connections_connect_as_the_service_does(
+    mysql_server_url: str, mysql_db_url: str, mysql_user: Dict[str, str]
+) -> None:
+    """The password is given only in ``connect_args``: the URL alone would be
+    refused by the server."""
+    server = Server("mysql", mysql_server_url, mysql_db_url)
+    url = server.url(username=mysql_user["name"])
+    service = DatabaseSessionService(
+        str_url(url), connect_args={"password": mysql_user["password"]}
+    )
+    users_sql = (
+        "SELECT USER FROM information_schema.PROCESSLIST"
+        " WHERE DB = :db AND USER = :user"
+    )
+
+    async def lock_connection_users() -> List[Any]:
+        async with session_lock(service, "app", "user", "s", 5.0) as held:
+            assert held is True
+            return server.query(
+                users_sql, db=server.db_url.database, user=mysql_user["name"]
+            )
+
+    try:
+        assert len(asyncio.run(lock_connection_users())) == 1
+    finally:
+        server.dispose()
