@@ -216,7 +216,9 @@ def test_mysql_lock_connections_connect_as_the_service_does(
     server = Server("mysql", mysql_server_url, mysql_db_url)
     url = server.url(username=mysql_user["name"])
     service = DatabaseSessionService(
-        str_url(url), connect_args={"password": mysql_user["password"]}
+        str_url(url),
+        connect_args={"password": mysql_user["password"]},
+        poolclass=NullPool,  # the user's only connection is the lock's
     )
     users_sql = (
         "SELECT USER FROM information_schema.PROCESSLIST"
