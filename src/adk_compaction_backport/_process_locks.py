@@ -24,6 +24,9 @@ bounded by the compaction time limit, after which the compaction goes on
 without it (a warning). A failing backend (database down, connection dropped)
 is logged once and the compaction goes on without the lock: the checks before
 every summary write (``_summary_writes``) stay the last line of defence.
+
+What this process holds (locks, claims, whether a failure was logged) is kept
+in the backend object (``_lock_backends.LockBackend``), one per storage.
 """
 
 from __future__ import annotations
