@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from _mysql import execute as mysql_execute
+from adk_compaction_backport import drain
 from adk_compaction_backport._process_locks import session_lock
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID, message
@@ -64,28 +65,42 @@ class Server:
     def connections(self) -> int:
         return int(self.query(COUNT_SQL[self.kind], db=self.db_url.database)[0][0])
 
-    def settled_connections(self, expected: int) -> int:
+    async def settled_connections(self, expected: int) -> int:
         """The count once it reaches ``expected``, or the last after 30 s (a
-        server notices a closed connection a moment after the client closes it)."""
+        server notices a closed connection a moment after the client closes it;
+        the event loop closes its own connections meanwhile)."""
         deadline = time.monotonic() + 30
         while True:
             count = self.connections()
             if count == expected or time.monotonic() > deadline:
                 return count
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
 
     def dispose(self) -> None:
         self._counter.dispose()
 
 
-@pytest.fixture(params=["postgresql", "mysql"])
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    kind = str(request.param)
+def _server(request: pytest.FixtureRequest, kind: str) -> Iterator[Server]:
     prefix = "postgres" if kind == "postgresql" else "mysql"
     server_url = request.getfixturevalue(f"{prefix}_server_url")
     found = Server(kind, server_url, request.getfixturevalue(f"{prefix}_db_url"))
     yield found
     found.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    yield from _server(request, str(request.param))
+
+
+@pytest.fixture
+def postgresql(request: pytest.FixtureRequest) -> Iterator[Server]:
+    yield from _server(request, "postgresql")
+
+
+@pytest.fixture
+def mysql(request: pytest.FixtureRequest) -> Iterator[Server]:
+    yield from _server(request, "mysql")
 
 
 class CountingControl(SummarizerControl):
@@ -121,7 +136,7 @@ def test_sync_runs_leave_no_lock_connection_behind(server: Server) -> None:
     control = CountingControl(server.connections)
     runner = new_runner(server, control)
     asyncio.run(create_session(runner, "sync-runs"))
-    before = server.settled_connections(0)
+    before = asyncio.run(server.settled_connections(0))
     for turn in range(1, SYNC_RUNS + 1):
         events = runner.run(
             user_id=USER_ID, session_id="sync-runs", new_message=message(0, turn)
@@ -129,7 +144,7 @@ def test_sync_runs_leave_no_lock_connection_behind(server: Server) -> None:
         assert list(events)
     assert control.calls >= SYNC_RUNS // 2 - 1  # compactions ran, under the lock
     assert max(control.counts) > before  # a lock connection was open meanwhile
-    assert server.settled_connections(before) == before
+    assert asyncio.run(server.settled_connections(before)) == before
 
 
 def test_closing_the_service_closes_its_lock_connection(server: Server) -> None:
@@ -138,15 +153,13 @@ def test_closing_the_service_closes_its_lock_connection(server: Server) -> None:
 
     async def turns_then_close() -> Dict[str, int]:
         await create_session(runner, "closed")
-        before = await asyncio.to_thread(server.settled_connections, 0)
+        before = await server.settled_connections(0)
         for turn in (1, 2):
             async for _ in runner.run_async(
                 user_id=USER_ID, session_id="closed", new_message=message(0, turn)
             ):
                 pass
         await asyncio.sleep(0)  # 1.16-1.18 compact after the stream ends
-        from adk_compaction_backport import drain
-
         await drain()
         while_open = server.connections()  # the loop is still running
         close = getattr(runner.session_service, "close", None)
@@ -154,11 +167,8 @@ def test_closing_the_service_closes_its_lock_connection(server: Server) -> None:
             await close()
         else:
             runner.session_service.db_engine.dispose()
-        # Each loop closes its own connection: let this one run meanwhile.
-        deadline = time.monotonic() + 30
-        while server.connections() != before and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        return {"before": before, "open": while_open, "after": server.connections()}
+        after = await server.settled_connections(before)
+        return {"before": before, "open": while_open, "after": after}
 
     counts = asyncio.run(turns_then_close())
     assert control.calls == 1
@@ -166,30 +176,34 @@ def test_closing_the_service_closes_its_lock_connection(server: Server) -> None:
     assert counts["after"] == counts["before"]
 
 
+def read_while_locked(service: Any, server: Server, sql: str, **params: Any) -> Any:
+    """Rows of ``sql`` (``:db`` is the test's database) read while ``service``
+    holds a session's lock."""
+
+    async def locked() -> List[Any]:
+        async with session_lock(service, "app", "user", "s", 5.0) as held:
+            assert held is True
+            return server.query(sql, db=server.db_url.database, **params)
+
+    return asyncio.run(locked())
+
+
 def test_postgresql_lock_connections_connect_as_the_service_does(
-    postgres_server_url: str, postgres_db_url: str
+    postgresql: Server,
 ) -> None:
-    server = Server("postgresql", postgres_server_url, postgres_db_url)
     name = f"adk-lock-{uuid.uuid4().hex[:8]}"
     if uses_async_engine():  # asyncpg
         arguments: Dict[str, Any] = {"server_settings": {"application_name": name}}
     else:  # psycopg2
         arguments = {"application_name": name}
-    service = DatabaseSessionService(str_url(server.url()), connect_args=arguments)
-    holders_sql = (
+    service = DatabaseSessionService(str_url(postgresql.url()), connect_args=arguments)
+    holders = read_while_locked(
+        service,
+        postgresql,
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a"
-        " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.datname = :db"
+        " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.datname = :db",
     )
-
-    async def lock_holders() -> List[Any]:
-        async with session_lock(service, "app", "user", "s", 5.0) as held:
-            assert held is True
-            return server.query(holders_sql, db=server.db_url.database)
-
-    try:
-        assert [row[0] for row in asyncio.run(lock_holders())] == [name]
-    finally:
-        server.dispose()
+    assert [row[0] for row in holders] == [name]
 
 
 @pytest.fixture
@@ -209,30 +223,20 @@ def mysql_user(mysql_server_url: str, mysql_db_url: str) -> Iterator[Dict[str, s
 
 
 def test_mysql_lock_connections_connect_as_the_service_does(
-    mysql_server_url: str, mysql_db_url: str, mysql_user: Dict[str, str]
+    mysql: Server, mysql_user: Dict[str, str]
 ) -> None:
     """The password is given only in ``connect_args``: the URL alone would be
     refused by the server."""
-    server = Server("mysql", mysql_server_url, mysql_db_url)
-    url = server.url(username=mysql_user["name"])
     service = DatabaseSessionService(
-        str_url(url),
+        str_url(mysql.url(username=mysql_user["name"])),
         connect_args={"password": mysql_user["password"]},
         poolclass=NullPool,  # the user's only connection is the lock's
     )
-    users_sql = (
+    users = read_while_locked(
+        service,
+        mysql,
         "SELECT USER FROM information_schema.PROCESSLIST"
-        " WHERE DB = :db AND USER = :user"
+        " WHERE DB = :db AND USER = :user",
+        user=mysql_user["name"],
     )
-
-    async def lock_connection_users() -> List[Any]:
-        async with session_lock(service, "app", "user", "s", 5.0) as held:
-            assert held is True
-            return server.query(
-                users_sql, db=server.db_url.database, user=mysql_user["name"]
-            )
-
-    try:
-        assert len(asyncio.run(lock_connection_users())) == 1
-    finally:
-        server.dispose()
+    assert len(users) == 1

@@ -148,7 +148,8 @@ class DatabaseLocks(LockBackend):
         for loop, link in links:
             with contextlib.suppress(RuntimeError):  # closed: its link went with it
                 loop.call_soon_threadsafe(self._close_soon, link)
-        engine, self._engine = self._engine, None
+        with self._links_guard:
+            engine, self._engine = self._engine, None
         if engine is not None:  # NullPool: nothing is pooled, no I/O here
             _quietly(getattr(engine, "sync_engine", engine).dispose)
 
@@ -198,9 +199,10 @@ class DatabaseLocks(LockBackend):
         return await asyncio.get_running_loop().run_in_executor(None, method, *args)
 
     def _engine_now(self) -> Any:
-        if self._engine is None:
-            self._engine = _engine_like(self._source)
-        return self._engine
+        with self._links_guard:  # loops in several threads: one engine
+            if self._engine is None:
+                self._engine = _engine_like(self._source)
+            return self._engine
 
     async def _link(self) -> _Link:
         loop = asyncio.get_running_loop()
