@@ -206,6 +206,35 @@ def test_postgresql_lock_connections_connect_as_the_service_does(
     assert [row[0] for row in holders] == [name]
 
 
+def test_the_lock_connection_comes_from_the_services_creator(
+    postgresql: Server,
+) -> None:
+    """``creator`` (sync engines) or ``async_creator`` (async ones) opens it."""
+    dsn = str_url(postgresql.db_url)  # libpq's and asyncpg's own URL form
+    opened: List[str] = []
+    if uses_async_engine():
+        import asyncpg
+
+        async def async_creator() -> Any:
+            opened.append(dsn)
+            return await asyncpg.connect(dsn)
+
+        arguments: Dict[str, Any] = {"async_creator": async_creator}
+    else:
+        import psycopg2
+
+        def creator() -> Any:
+            opened.append(dsn)
+            return psycopg2.connect(dsn)
+
+        arguments = {"creator": creator}
+    url = postgresql.url(host="unused.invalid")  # only the creator can connect
+    service = DatabaseSessionService(str_url(url), poolclass=NullPool, **arguments)
+    before = len(opened)
+    read_while_locked(service, postgresql, "SELECT 1")
+    assert len(opened) == before + 1
+
+
 @pytest.fixture
 def mysql_user(mysql_server_url: str, mysql_db_url: str) -> Iterator[Dict[str, str]]:
     """A user of the test's database who must give a password."""

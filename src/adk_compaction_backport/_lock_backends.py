@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import threading
 import weakref
@@ -111,13 +112,19 @@ class DatabaseLocks(LockBackend):
     def __init__(self, source: Any, dialect: str) -> None:
         super().__init__()
         self.dialect = dialect
-        self._source = source
+        # Not ``source`` itself: that would keep the service's engine (and the
+        # connections of its pool) alive after the service is gone.
+        self._url = source.url
+        self._creator = _connection_function(source)
         self._is_async = hasattr(source, "sync_engine")
         self._engine: Any = None
         self._statements = _STATEMENTS[dialect]
         self._links: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._links_guard = threading.Lock()
         self._closing: Set[Any] = set()  # tasks closing links (strong references)
+        # Generations are unique across loops: a token of a closed loop's
+        # connection never matches a later one's.
+        self._generations = itertools.count(1)
         self._pid = os.getpid()
 
     def key_of(self, digest: bytes) -> Any:
@@ -177,7 +184,7 @@ class DatabaseLocks(LockBackend):
                 fresh = link.connection is None
                 if fresh:
                     link.connection = await self._call(self._engine_now().connect)
-                    link.generation += 1
+                    link.generation = next(self._generations)
                 try:
                     result = await self._call(
                         link.connection.execute, text(sql), {"key": key}
@@ -201,8 +208,24 @@ class DatabaseLocks(LockBackend):
     def _engine_now(self) -> Any:
         with self._links_guard:  # loops in several threads: one engine
             if self._engine is None:
-                self._engine = _engine_like(self._source)
+                self._engine = self._make_engine()
             return self._engine
+
+    def _make_engine(self) -> Any:
+        """A ``NullPool``, autocommit engine that connects as the service's does."""
+        from sqlalchemy.pool import NullPool
+
+        options: Dict[str, Any] = {"poolclass": NullPool}
+        options["isolation_level"] = "AUTOCOMMIT"
+        if self._creator is not None:
+            options["creator"] = self._creator
+        if self._is_async:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            return create_async_engine(self._url, **options)
+        from sqlalchemy import create_engine
+
+        return create_engine(self._url, **options)
 
     async def _link(self) -> _Link:
         loop = asyncio.get_running_loop()
@@ -242,29 +265,18 @@ class DatabaseLocks(LockBackend):
             task.exception()  # retrieved: a failed close has nothing left to undo
 
 
-def _engine_like(source: Any) -> Any:
-    """A ``NullPool``, autocommit engine that connects as ``source`` does.
+def _connection_function(source: Any) -> Optional[Callable[..., Any]]:
+    """The function ``source``'s pool opens its connections with, or None.
 
-    ``source``'s pool holds the function that opens its connections, built by
-    ``create_engine`` from the URL, ``connect_args`` and the dialect's
-    ``do_connect`` hooks, or the ``creator``/``async_creator`` the service was
-    given; the URL alone would lose them (SSL, IAM tokens, Cloud SQL
-    connectors, ``server_settings``).
+    ``create_engine`` builds it from the URL, ``connect_args`` and the
+    dialect's ``do_connect`` hooks, or it is the ``creator``/``async_creator``
+    the service was given; the URL alone would lose them (SSL, IAM tokens,
+    Cloud SQL connectors, ``server_settings``). The one ``create_engine``
+    builds holds no reference to the engine or its pool.
     """
-    from sqlalchemy.pool import NullPool
-
-    options: Dict[str, Any] = {"poolclass": NullPool, "isolation_level": "AUTOCOMMIT"}
     sync_source = getattr(source, "sync_engine", None) or source
     creator = getattr(getattr(sync_source, "pool", None), "_creator", None)
-    if callable(creator):
-        options["creator"] = creator
-    if hasattr(source, "sync_engine"):
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        return create_async_engine(source.url, **options)
-    from sqlalchemy import create_engine
-
-    return create_engine(source.url, **options)
+    return creator if callable(creator) else None
 
 
 def _quietly(close: Callable[[], Any]) -> None:
