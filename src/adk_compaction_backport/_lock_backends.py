@@ -16,11 +16,12 @@ lock is needed: SQLAlchemy and ``fcntl`` are imported inside the methods.
 A lock connection lives and dies with its event loop and its service: it is
 closed when its loop ends (``asyncio.run`` and sync ``Runner.run``, which makes
 a loop per call, finalize async generators at the end: one is parked per
-connection) and when the service's engine is disposed (``close()`` of the
-service from 1.19; ``db_engine.dispose()`` before), and the lock engine is
-disposed with it. The lock engine connects the way the service's engine does:
-same URL and the same connection function (``connect_args``, ``creator`` or
-``async_creator``, SSL, ``server_settings`` and ``do_connect`` hooks).
+connection; a loop closed without ``shutdown_asyncgens()`` keeps it) and when
+the service's engine is disposed (``close()`` of the service from 1.19;
+``db_engine.dispose()`` before), and the lock engine is disposed with it.
+The lock engine connects the way the service's engine does: same URL and the
+same connection function (``connect_args``, ``creator`` or ``async_creator``,
+SSL, ``server_settings`` and ``do_connect`` hooks).
 """
 
 from __future__ import annotations
@@ -215,8 +216,10 @@ class DatabaseLocks(LockBackend):
         """A ``NullPool``, autocommit engine that connects as the service's does."""
         from sqlalchemy.pool import NullPool
 
-        options: Dict[str, Any] = {"poolclass": NullPool}
-        options["isolation_level"] = "AUTOCOMMIT"
+        options: Dict[str, Any] = {
+            "poolclass": NullPool,
+            "isolation_level": "AUTOCOMMIT",
+        }
         if self._creator is not None:
             options["creator"] = self._creator
         if self._is_async:
