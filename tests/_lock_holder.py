@@ -6,7 +6,7 @@ process whose compaction of TURN is pending holds). Prints ``held`` (or ``not
 held``) once it has tried, then holds until a line arrives on stdin (or stdin
 closes), releases and prints ``released``. Killed with SIGKILL it never
 releases: the database server or the kernel must. Imports no google-adk: the
-lock needs only the service's ``db_engine.url`` (or ``_db_path``).
+lock needs only the service's ``db_engine`` (or ``_db_path``).
 """
 
 from __future__ import annotations
@@ -18,23 +18,25 @@ from typing import Any
 
 from adk_compaction_backport._process_locks import session_lock, turn_claim
 
-
-class _AsyncEngine(SimpleNamespace):
-    """Stands in for an AsyncEngine: only ``url`` and ``sync_engine`` are read."""
-
-    sync_engine = None
+ASYNC_DRIVERS = ("asyncpg", "aiomysql", "aiosqlite")
 
 
-def storage(spec: str) -> Any:
-    """A stand-in session service: a SQLAlchemy URL, or ``file:PATH``."""
+def storage(spec: str, **engine_arguments: Any) -> Any:
+    """A stand-in session service: a SQLAlchemy URL, or ``file:PATH``.
+
+    A URL gets a real engine (no connection is made until the lock needs one)
+    with ``engine_arguments``, as ``DatabaseSessionService(url, **kwargs)``
+    builds it.
+    """
     if spec.startswith("file:"):
         return SimpleNamespace(_db_path=spec[5:])  # SqliteSessionService
+    from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
 
-    url = make_url(spec)
-    is_async = url.drivername.split("+")[-1] in ("asyncpg", "aiomysql", "aiosqlite")
-    engine = _AsyncEngine(url=url) if is_async else SimpleNamespace(url=url)
-    return SimpleNamespace(db_engine=engine)  # DatabaseSessionService
+    is_async = make_url(spec).drivername.split("+")[-1] in ASYNC_DRIVERS
+    create = create_async_engine if is_async else create_engine
+    return SimpleNamespace(db_engine=create(spec, **engine_arguments))
 
 
 async def main(

@@ -19,7 +19,6 @@ from sqlalchemy.engine import make_url
 from _holders import Holder
 from _lock_holder import storage
 from _postgres import free_port
-from adk_compaction_backport._lock_backends import close_connections
 from adk_compaction_backport._process_locks import (
     CROSS_PROCESS_VARIABLE,
     claimed_elsewhere,
@@ -74,11 +73,8 @@ def take(spec: str, session_id: str, limit: float) -> Optional[bool]:
 
     async def attempt() -> Optional[bool]:
         service = storage(spec)
-        try:
-            async with session_lock(service, "app", "user", session_id, limit) as held:
-                return held
-        finally:
-            await close_connections()  # this event loop ends here
+        async with session_lock(service, "app", "user", session_id, limit) as held:
+            return held
 
     return asyncio.run(attempt())
 
@@ -152,14 +148,11 @@ def claimed(spec: str, session_id: str, turn: str, own_claim: bool = False) -> b
     async def ask() -> bool:
         service = storage(spec)
         names = (service, "app", "user", session_id)
-        try:
-            if not own_claim:
-                return await claimed_elsewhere(*names, turn)
-            async with turn_claim(*names, turn) as held:
-                assert held
-                return await claimed_elsewhere(*names, turn)
-        finally:
-            await close_connections()
+        if not own_claim:
+            return await claimed_elsewhere(*names, turn)
+        async with turn_claim(*names, turn) as held:
+            assert held
+            return await claimed_elsewhere(*names, turn)
 
     return asyncio.run(ask())
 

@@ -2,8 +2,8 @@
 
 * ``DatabaseLocks``: PostgreSQL session-level advisory locks
   (``pg_try_advisory_lock``) or MySQL/MariaDB named locks (``GET_LOCK``) on
-  ONE dedicated connection per process and database, never one of the app's
-  pool: a lock is held across a summarizer call (seconds), and a pooled
+  ONE dedicated connection per event loop and database, never one of the
+  app's pool: a lock is held across a summarizer call (seconds), and a pooled
   connection held that long would starve turns. The server drops the
   connection's locks when the process dies.
 * ``FileLocks``: a POSIX byte-range lock (``fcntl.lockf``) on a sidecar file
@@ -12,16 +12,27 @@
 Every attempt is non-blocking (the caller polls), so a waiting compaction
 never holds the shared connection. Nothing heavy is imported before the first
 lock is needed: SQLAlchemy and ``fcntl`` are imported inside the methods.
+
+A lock connection lives and dies with its event loop and its service: it is
+closed when its loop ends (``asyncio.run`` and sync ``Runner.run``, which makes
+a loop per call, finalize async generators at the end: one is parked per
+connection; a loop closed without ``shutdown_asyncgens()`` keeps it) and when
+the service's engine is disposed (``close()`` of the service from 1.19;
+``db_engine.dispose()`` before), and the lock engine is disposed with it.
+The lock engine connects the way the service's engine does: same URL and the
+same connection function (``connect_args``, ``creator`` or ``async_creator``,
+SSL, ``server_settings`` and ``do_connect`` hooks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import threading
 import weakref
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, Optional, Set, Tuple
 
 SIDE_CAR_SUFFIX = ".adk-compaction.lock"
 # Byte offsets in the sidecar file stay below 2**40: far apart for a hash, and
@@ -55,37 +66,67 @@ Token = Tuple[Any, int]
 the connection that holds it (a lock dies with its connection)."""
 
 
-class _Connection:
-    """The dedicated connection of one event loop (async) or of the process."""
+class LockBackend:
+    """What this process holds through one backend (``_process_locks`` keeps it).
 
-    __slots__ = ("connection", "generation", "guard")
+    ``held``: key -> [holders, token]: two sessions whose keys collide share
+    the lock, taken once and released when the last holder leaves. ``claims``:
+    the keys of turn claims held here (never asked about: the in-process queue
+    already orders this process's own compactions). ``failing``: a failure was
+    logged and nothing worked since. ``guard`` covers all three.
+    """
 
-    def __init__(self, guard: Any) -> None:
+    reentrant = False
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.held: Dict[Any, list] = {}
+        self.claims: Set[Any] = set()
+        self.failing = False
+
+
+class _Link:
+    """The dedicated connection of one event loop."""
+
+    __slots__ = ("connection", "generation", "guard", "watch")
+
+    def __init__(self) -> None:
         self.connection: Any = None
         self.generation = 0
-        # One statement at a time on the shared connection (asyncpg and
-        # SQLAlchemy connections are not safe for concurrent use).
-        self.guard = guard
+        # One statement at a time on the connection (asyncpg and SQLAlchemy
+        # connections are not safe for concurrent use).
+        self.guard = asyncio.Lock()
+        self.watch: Any = None  # the async generator the loop closes at its end
 
 
-class DatabaseLocks:
+class DatabaseLocks(LockBackend):
     """Advisory (PostgreSQL) or named (MySQL/MariaDB) locks on a dedicated connection.
 
-    The connection is made from the service's engine URL with ``NullPool``
-    (no pool of our own either) and the engine style the release uses: an
-    async engine from 1.19, a sync one (statements in a thread) before.
+    The lock engine is made from the service's engine (``source``): its URL,
+    its connection function, ``NullPool`` (no pool of our own either) and its
+    style: async from 1.19, sync before (each call then runs in a worker
+    thread; the retry loop is the same).
     """
 
     reentrant = True  # a second try-lock on the connection counts once more
 
-    def __init__(self, url: Any, dialect: str, is_async: bool) -> None:
+    def __init__(self, source: Any, dialect: str) -> None:
+        super().__init__()
         self.dialect = dialect
-        self._url = url
-        self._is_async = is_async
+        # Not ``source`` itself: that would keep the service's engine (and the
+        # connections of its pool) alive after the service is gone.
+        self._url = source.url
+        self._creator = _connection_function(source)
+        self._is_async = hasattr(source, "sync_engine")
         self._engine: Any = None
         self._statements = _STATEMENTS[dialect]
-        self._sync = _Connection(threading.Lock())
-        self._per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._links: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._links_guard = threading.Lock()
+        self._closing: Set[Any] = set()  # tasks closing links (strong references)
+        # Generations are unique across loops: a token of a closed loop's
+        # connection never matches a later one's.
+        self._generations = itertools.count(1)
+        self._pid = os.getpid()
 
     def key_of(self, digest: bytes) -> Any:
         if self.dialect == "postgresql":
@@ -105,30 +146,22 @@ class DatabaseLocks:
         held, _ = await self._run(self._statements[2], key, reconnect=True)
         return held
 
-    async def close(self) -> None:
-        """Close the connection of the running event loop and the sync one."""
-        slot = self._per_loop.pop(asyncio.get_running_loop(), None)
-        if slot is not None and slot.connection is not None:
-            with contextlib.suppress(Exception):
-                await slot.connection.close()
-        with self._sync.guard:
-            if self._sync.connection is not None:
-                _close_quietly(self._sync.connection.close)
-                self._sync.connection = None
+    def close(self) -> None:
+        """Close every loop's connection (each on its own loop) and dispose the
+        engine: the service's engine was disposed. Callable from any thread."""
+        if os.getpid() != self._pid:  # a forked child: the parent's connections
+            return
+        with self._links_guard:
+            links = list(self._links.items())
+        for loop, link in links:
+            with contextlib.suppress(RuntimeError):  # closed: its link went with it
+                loop.call_soon_threadsafe(self._close_soon, link)
+        with self._links_guard:
+            engine, self._engine = self._engine, None
+        if engine is not None:  # NullPool: nothing is pooled, no I/O here
+            _quietly(getattr(engine, "sync_engine", engine).dispose)
 
-    # -- the connection ------------------------------------------------------
-
-    def _make_engine(self) -> Any:
-        from sqlalchemy.pool import NullPool
-
-        options = {"poolclass": NullPool, "isolation_level": "AUTOCOMMIT"}
-        if self._is_async:
-            from sqlalchemy.ext.asyncio import create_async_engine
-
-            return create_async_engine(self._url, **options)
-        from sqlalchemy import create_engine
-
-        return create_engine(self._url, **options)
+    # -- the connection of this event loop ------------------------------------
 
     async def _run(
         self, sql: str, key: Any, reconnect: bool, only: Optional[int] = None
@@ -140,77 +173,121 @@ class DatabaseLocks:
         generation of the connection (an unlock on a newer connection would
         release nothing: the lock died with the old one).
         """
-        if self._engine is None:
-            self._engine = self._make_engine()
-        if self._is_async:
-            return await self._run_async(sql, key, reconnect, only)
-        return await asyncio.get_running_loop().run_in_executor(
-            None, self._run_sync, sql, key, reconnect, only
-        )
-
-    def _run_sync(
-        self, sql: str, key: Any, reconnect: bool, only: Optional[int]
-    ) -> Tuple[bool, int]:
         from sqlalchemy import text
 
-        slot = self._sync
-        with slot.guard:
+        link = await self._link()
+        async with link.guard:
             for attempt in (1, 2):
                 if only is not None and (
-                    slot.generation != only or slot.connection is None
+                    link.generation != only or link.connection is None
                 ):
-                    return False, slot.generation
-                fresh = slot.connection is None
+                    return False, link.generation
+                fresh = link.connection is None
                 if fresh:
-                    slot.connection = self._engine.connect()
-                    slot.generation += 1
+                    link.connection = await self._call(self._engine_now().connect)
+                    link.generation = next(self._generations)
                 try:
-                    answer = slot.connection.execute(text(sql), {"key": key}).scalar()
-                    return bool(answer), slot.generation
+                    result = await self._call(
+                        link.connection.execute, text(sql), {"key": key}
+                    )
+                    return bool(result.scalar()), link.generation
                 except Exception:
-                    _close_quietly(slot.connection.close)
-                    slot.connection = None
-                    if fresh or not reconnect or attempt == 2:
-                        raise
-        raise AssertionError("unreachable")
-
-    async def _run_async(
-        self, sql: str, key: Any, reconnect: bool, only: Optional[int]
-    ) -> Tuple[bool, int]:
-        from sqlalchemy import text
-
-        loop = asyncio.get_running_loop()
-        slot = self._per_loop.get(loop)
-        if slot is None:
-            slot = self._per_loop[loop] = _Connection(asyncio.Lock())
-        async with slot.guard:
-            for attempt in (1, 2):
-                if only is not None and (
-                    slot.generation != only or slot.connection is None
-                ):
-                    return False, slot.generation
-                fresh = slot.connection is None
-                if fresh:
-                    slot.connection = await self._engine.connect()
-                    slot.generation += 1
-                try:
-                    result = await slot.connection.execute(text(sql), {"key": key})
-                    return bool(result.scalar()), slot.generation
-                except Exception:
-                    connection, slot.connection = slot.connection, None
+                    connection, link.connection = link.connection, None
                     with contextlib.suppress(Exception):
-                        await connection.invalidate()
+                        await self._call(connection.invalidate)
                     if fresh or not reconnect or attempt == 2:
                         raise
         raise AssertionError("unreachable")
 
+    async def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Call an engine or connection method: awaited on an async engine, in
+        a worker thread on a sync one (the event loop never blocks on I/O)."""
+        if self._is_async:
+            return await method(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, method, *args)
 
-def _close_quietly(close: Any) -> None:
+    def _engine_now(self) -> Any:
+        with self._links_guard:  # loops in several threads: one engine
+            if self._engine is None:
+                self._engine = self._make_engine()
+            return self._engine
+
+    def _make_engine(self) -> Any:
+        """A ``NullPool``, autocommit engine that connects as the service's does."""
+        from sqlalchemy.pool import NullPool
+
+        options: Dict[str, Any] = {
+            "poolclass": NullPool,
+            "isolation_level": "AUTOCOMMIT",
+        }
+        if self._creator is not None:
+            options["creator"] = self._creator
+        if self._is_async:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            return create_async_engine(self._url, **options)
+        from sqlalchemy import create_engine
+
+        return create_engine(self._url, **options)
+
+    async def _link(self) -> _Link:
+        loop = asyncio.get_running_loop()
+        with self._links_guard:
+            link = self._links.get(loop)
+            if link is not None:
+                return link
+            link = self._links[loop] = _Link()
+        link.watch = self._until_loop_ends(loop, link)
+        await link.watch.asend(None)  # parked: the loop now finalizes it at its end
+        return link
+
+    async def _until_loop_ends(self, loop: Any, link: _Link) -> AsyncIterator[None]:
+        """Closes ``link`` when closed: by the loop's ``shutdown_asyncgens()``
+        at its end, or by ``close()``."""
+        try:
+            yield
+        finally:
+            with self._links_guard:
+                if self._links.get(loop) is link:
+                    del self._links[loop]
+            async with link.guard:
+                connection, link.connection = link.connection, None
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await self._call(connection.close)
+
+    def _close_soon(self, link: _Link) -> None:
+        """On ``link``'s loop: close it in a task (kept until done)."""
+        task = asyncio.ensure_future(link.watch.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closed)
+
+    def _closed(self, task: Any) -> None:
+        self._closing.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed close has nothing left to undo
+
+
+def _connection_function(source: Any) -> Optional[Callable[..., Any]]:
+    """The function ``source``'s pool opens its connections with, or None.
+
+    ``create_engine`` builds it from the URL, ``connect_args`` and the
+    dialect's ``do_connect`` hooks, or it is the ``creator``/``async_creator``
+    the service was given; the URL alone would lose them (SSL, IAM tokens,
+    Cloud SQL connectors, ``server_settings``). The one ``create_engine``
+    builds holds no reference to the engine or its pool.
+    """
+    sync_source = getattr(source, "sync_engine", None) or source
+    creator = getattr(getattr(sync_source, "pool", None), "_creator", None)
+    return creator if callable(creator) else None
+
+
+def _quietly(close: Callable[[], Any]) -> None:
     with contextlib.suppress(Exception):
         close()
 
 
-class FileLocks:
+class FileLocks(LockBackend):
     """Byte-range locks on ``<database>.adk-compaction.lock`` (SQLite on one host).
 
     The file descriptor stays open for the life of the process: POSIX drops
@@ -220,6 +297,7 @@ class FileLocks:
     reentrant = False  # locking a range twice is locking it once
 
     def __init__(self, database_path: str) -> None:
+        super().__init__()
         self.path = database_path + SIDE_CAR_SUFFIX
         self._fd: Optional[int] = None
         self._guard = threading.Lock()
@@ -307,37 +385,73 @@ def _database_backend(engine: Any, url: Any) -> Optional[Tuple[Any, Any]]:
         return None
     is_async = hasattr(engine, "sync_engine")
     identity = ("database", url.render_as_string(hide_password=False), is_async)
-    return identity, lambda: DatabaseLocks(url, dialect, is_async)
+    return identity, lambda: DatabaseLocks(engine, dialect)
 
 
 def _is_file(path: str) -> bool:
     return bool(path) and path != ":memory:" and "mode=memory" not in path
 
 
-_REGISTRY: Dict[Any, Any] = {}
-_REGISTRY_GUARD = threading.Lock()
+class _Registry:
+    """This process's lock backends, one per storage; a database backend
+    retires (connections closed, engine disposed) once the engines of all the
+    services that use it are disposed."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._backends: Dict[Any, Any] = {}
+        # key -> the (sync) engines of the services using that backend
+        self._users: Dict[Any, weakref.WeakSet] = {}
+
+    def locks_for(self, service: Any) -> Any:
+        found = backend_for(service)
+        if found is None:
+            return None
+        identity, make = found
+        # A forked child must not share its parent's connection or descriptor.
+        key = (os.getpid(), identity)
+        with self._guard:
+            backend = self._backends.get(key)
+            if backend is None:
+                backend = self._backends[key] = make()
+                self._users[key] = weakref.WeakSet()
+            if isinstance(backend, DatabaseLocks):
+                self._serve(key, backend, service.db_engine)
+            return backend
+
+    def _serve(self, key: Any, backend: DatabaseLocks, engine: Any) -> None:
+        """Retire ``backend`` when ``engine`` (and every other user) is disposed."""
+        users = self._users[key]
+        sync_engine = getattr(engine, "sync_engine", None) or engine
+        if sync_engine in users:
+            return
+        from sqlalchemy import event
+
+        users.add(sync_engine)
+        registry = weakref.ref(self)
+
+        def disposed(disposed_engine: Any) -> None:
+            live = registry()
+            if live is not None:
+                live._disposed(key, backend, disposed_engine)
+
+        event.listen(sync_engine, "engine_disposed", disposed)
+
+    def _disposed(self, key: Any, backend: DatabaseLocks, engine: Any) -> None:
+        with self._guard:
+            users = self._users.get(key)
+            if self._backends.get(key) is not backend or users is None:
+                return  # retired already (a listener of an earlier backend)
+            users.discard(engine)
+            if users:
+                return
+            del self._backends[key], self._users[key]
+        backend.close()
+
+
+_REGISTRY = _Registry()
 
 
 def locks_for(service: Any) -> Any:
     """This process's lock backend for ``service``'s storage (made once), or None."""
-    found = backend_for(service)
-    if found is None:
-        return None
-    identity, make = found
-    # A forked child must not share its parent's connection or descriptor.
-    key = (os.getpid(), identity)
-    with _REGISTRY_GUARD:
-        backend = _REGISTRY.get(key)
-        if backend is None:
-            backend = _REGISTRY[key] = make()
-        return backend
-
-
-async def close_connections() -> None:
-    """Close this event loop's lock connections (and the sync ones): for tests
-    and orderly shut-downs; a process that just exits loses them all the same."""
-    with _REGISTRY_GUARD:
-        backends = list(_REGISTRY.values())
-    for backend in backends:
-        if isinstance(backend, DatabaseLocks):
-            await backend.close()
+    return _REGISTRY.locks_for(service)

@@ -24,6 +24,9 @@ bounded by the compaction time limit, after which the compaction goes on
 without it (a warning). A failing backend (database down, connection dropped)
 is logged once and the compaction goes on without the lock: the checks before
 every summary write (``_summary_writes``) stay the last line of defence.
+
+What this process holds (locks, claims, whether a failure was logged) is kept
+in the backend object (``_lock_backends.LockBackend``), one per storage.
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -94,18 +96,6 @@ def _claim_key(
     )
 
 
-# Locks this process holds: (backend, key) -> [holders, token]. Two sessions
-# whose keys collide share the lock; a database lock is taken once per process
-# (PostgreSQL and MySQL locks are re-entrant per connection, byte-range locks
-# are not counted at all), and released when the last holder leaves.
-_HELD: Dict[Tuple[int, Any], list] = {}
-_HELD_GUARD = threading.Lock()
-_FAILING: Dict[int, bool] = {}
-# Claims this process holds: (backend, key). Never asked about: the in-process
-# queue already orders this process's own compactions.
-_CLAIMS: Set[Tuple[int, Any]] = set()
-
-
 class session_lock:
     """The cross-process lock of one session, as an async context manager."""
 
@@ -123,17 +113,16 @@ class session_lock:
         self._names = (app_name, user_id, session_id)
         self._wait_limit = wait_limit
         self._backend: Any = None
-        self._held: Optional[Tuple[int, Any]] = None
+        self._held: Any = None  # the key, while held
 
     async def __aenter__(self) -> Optional[bool]:
         self._backend = _backend(self._service, self._names[0])
         if self._backend is None:
             return None
         key = self._backend.key_of(_digest(*self._names))
-        held_key = (id(self._backend), key)
         try:
-            if await self._acquire(held_key, key):
-                self._held = held_key
+            if await self._acquire(key):
+                self._held = key
                 return True
         except Exception as error:
             self._failed(error)
@@ -149,44 +138,46 @@ class session_lock:
         return False
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        held_key, self._held = self._held, None
-        if held_key is None:
+        key, self._held = self._held, None
+        if key is None:
             return
-        with _HELD_GUARD:
-            entry = _HELD[held_key]
+        backend = self._backend
+        with backend.guard:
+            entry = backend.held[key]
             entry[0] -= 1
             if entry[0] > 0:
                 return
-            del _HELD[held_key]
+            del backend.held[key]
         try:
             await self._backend.unlock(entry[1])
         except Exception:  # the lock died with its connection: nothing to undo
             logger.debug("cross-process unlock failed", exc_info=True)
 
-    async def _acquire(self, held_key: Tuple[int, Any], key: Any) -> bool:
+    async def _acquire(self, key: Any) -> bool:
+        backend = self._backend
         deadline = time.monotonic() + self._wait_limit
         pause: Optional[float] = FIRST_POLL
         while True:
-            with _HELD_GUARD:
-                entry = _HELD.get(held_key)
+            with backend.guard:
+                entry = backend.held.get(key)
                 if entry is not None:  # held in this process (a colliding key)
                     entry[0] += 1
                     return True
-            token = await self._backend.try_lock(key)
-            if token is not None:
-                _FAILING.pop(id(self._backend), None)
-                with _HELD_GUARD:
-                    entry = _HELD.get(held_key)
-                    if entry is None:
-                        _HELD[held_key] = [1, token]
-                        return True
+            token = await backend.try_lock(key)
+            with backend.guard:
+                backend.failing = False  # it answered
+                entry = backend.held.get(key) if token is not None else None
+                if token is not None and entry is None:
+                    backend.held[key] = [1, token]
+                    return True
+                if entry is not None:
                     entry[0] += 1
+            if token is not None:
                 # Another holder in this process took it meanwhile: ours is one
                 # more re-entrant count (databases) or the very same lock (files).
-                if self._backend.reentrant:
-                    await self._backend.unlock(token)
+                if backend.reentrant:
+                    await backend.unlock(token)
                 return True
-            _FAILING.pop(id(self._backend), None)
             if self._on_wait is not None:
                 self._on_wait()  # another process holds it: we will wait
                 self._on_wait = None
@@ -196,10 +187,11 @@ class session_lock:
 
     def _failed(self, error: BaseException) -> None:
         """Log a failing backend once until it works again."""
-        if _FAILING.get(id(self._backend)):
+        with self._backend.guard:
+            logged, self._backend.failing = self._backend.failing, True
+        if logged:
             logger.debug("cross-process lock still failing: %r", error)
             return
-        _FAILING[id(self._backend)] = True
         logger.warning(
             "the cross-process compaction lock is unavailable (%r); compactions "
             "go on without it until it works again (summaries are still checked "
@@ -223,7 +215,7 @@ class turn_claim:
         self._names = (app_name, user_id, session_id, turn)
         self._token: Any = None
         self._backend: Any = None
-        self._held: Optional[Tuple[int, Any]] = None
+        self._held: Any = None  # the key, while held
 
     async def __aenter__(self) -> bool:
         self._backend = _backend(self._service, self._names[0])
@@ -237,16 +229,16 @@ class turn_claim:
             return False
         if self._token is None:
             return False
-        self._held = (id(self._backend), key)
-        with _HELD_GUARD:
-            _CLAIMS.add(self._held)
+        self._held = key
+        with self._backend.guard:
+            self._backend.claims.add(key)
         return True
 
     async def __aexit__(self, *exc_info: Any) -> None:
         if self._held is None:
             return
-        with _HELD_GUARD:
-            _CLAIMS.discard(self._held)
+        with self._backend.guard:
+            self._backend.claims.discard(self._held)
         try:
             await self._backend.unlock(self._token)
         except Exception:  # it died with its connection
@@ -261,8 +253,8 @@ async def claimed_elsewhere(
     if backend is None:
         return False
     key = _claim_key(backend, app_name, user_id, session_id, turn)
-    with _HELD_GUARD:
-        if (id(backend), key) in _CLAIMS:
+    with backend.guard:
+        if key in backend.claims:
             return False
     try:
         return await backend.held_elsewhere(key)
