@@ -1,4 +1,6 @@
-"""A rewind never fails because a summary landed (issue #24).
+"""Writes the Runner makes for the app never fail because a summary landed.
+
+Issue #24: a rewind, and a turn's ``state_delta``.
 
 ``Runner.rewind_async`` (1.17+) reads the session and appends a rewind event,
 outside any turn. A chat front end's "undo" sends it right after a final
@@ -8,6 +10,10 @@ rewind as stale (from 1.20, where every append moves the session's revision;
 1.24-1.27's ``DatabaseSessionService`` reloads and writes anyway). The package
 catches the rewind up under a turn's rule: only summaries moved storage, so it
 is retried; another turn's write stays upstream's error.
+
+``run_async(state_delta=...)`` stores the delta on the turn's first event (the
+user's message): a turn that read the session before a summary landed is
+caught up like any other turn, and its delta is stored.
 """
 
 from __future__ import annotations
@@ -25,8 +31,14 @@ from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport.verify.fake_model import SummarizerControl
-from adk_compaction_backport.verify.scenario import USER_ID
-from harness import CLAIMED_ONLY, Conversation, background_work_done, service_class
+from adk_compaction_backport.verify.scenario import USER_ID, message
+from harness import (
+    CLAIMED_ONLY,
+    Conversation,
+    _read_to_the_end,
+    background_work_done,
+    service_class,
+)
 from test_leak import invocation_of, last_prompt, removed_from, summaries_in
 from test_race_awaited import Pausing, race_where
 
@@ -157,3 +169,33 @@ async def test_a_rewind_that_another_turn_overtook_still_fails(database):
     await background_work_done()
     stored = await chat.stored()
     assert not any(e.actions.rewind_before_invocation_id for e in stored.events)
+
+
+@race_where_a_summary_makes_it_stale
+@pytest.mark.asyncio
+async def test_a_state_delta_turn_that_read_before_a_summary_landed(database):
+    chat = await watched_conversation(database)
+    gate = await chat.turns_with_summarizer_held(2)
+    resume = asyncio.Event()
+    chat.service.pause_next_read = resume
+    third = asyncio.ensure_future(
+        _read_to_the_end(
+            chat.runner.run_async(
+                user_id=USER_ID,
+                session_id=chat.session_id,
+                new_message=message(0, 3),
+                state_delta={"theme": "dark"},
+            )
+        )
+    )
+    await chat.service.read_done.wait()  # turn 3 holds a pre-summary session
+
+    gate.set()
+    await summary_landed(chat)
+    resume.set()
+    await third  # released google-adk: stale session on its first write
+    await chat.finish()
+    await background_work_done()
+    stored = await chat.stored()
+    assert stored.state["theme"] == "dark"
+    assert await chat.summary_ranges() == [(1, 2)]
