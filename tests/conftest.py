@@ -112,6 +112,7 @@ EXTRA_KIND_MODULES = (
     "test_leak",
     "test_scenarios",
     "test_runner_writes",
+    "test_token_threshold",
 )
 
 

@@ -16,7 +16,6 @@ import inspect
 from typing import Any, AsyncGenerator, Callable
 
 from adk_compaction_backport._catch_up import caught_up_with_summaries
-from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, CompactFn
 from adk_compaction_backport._patching import is_active
@@ -78,14 +77,18 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
 def _may_catch_up(service: Any, session: Any, event: Any) -> bool:
     """Whether a stale failure of this write may be one only summaries caused.
 
-    A Runner turn's writes, and a rewind (``Runner.rewind_async`` reads the
-    session and appends its rewind event outside any turn, often right after
-    a final reply, while that turn's summary is still being computed). Other
-    direct calls are upstream's.
+    A Runner turn's writes (from 1.26 a summary too: request-time compaction
+    appends through the turn's ``Session`` before a model call), and a rewind
+    (``Runner.rewind_async`` reads the session and appends its rewind event
+    outside any turn, often right after a final reply, while that turn's
+    summary is still being computed). The coordinator's own summary writes
+    have their own checks; other direct calls are upstream's.
     """
-    if compaction_of(event) is not None:
+    if COORDINATOR.storing_a_summary():
         return False
-    return rewound_before(event) is not None or COORDINATOR.in_a_turn(service, session)
+    if rewound_before(event) is not None:
+        return True
+    return COORDINATOR.in_a_turn(service, session)
 
 
 def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
