@@ -111,6 +111,8 @@ EXTRA_KIND_MODULES = (
     "test_race_v1_16",
     "test_leak",
     "test_scenarios",
+    "test_runner_writes",
+    "test_token_threshold",
 )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -67,6 +68,11 @@ TIME_LIMIT_VARIABLE = "ADK_COMPACTION_BACKPORT_TIMEOUT"
 # turn's compaction that finds it unclaimed waits that long for the claim.
 CLAIM_GRACE = 1.0
 DEFAULT_TIME_LIMIT = 300.0
+# Set while the coordinator stores a summary: the session service's write
+# wrapper leaves those writes to ``store_summary`` (its own checks and retries).
+_STORING_A_SUMMARY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "adk_compaction_backport_storing_a_summary", default=False
+)
 
 
 def _time_limit_from_environment() -> float:
@@ -369,6 +375,11 @@ class Coordinator:
             return ASYNC_NULL_CONTEXT
         return slot.writes
 
+    @staticmethod
+    def storing_a_summary() -> bool:
+        """Whether the running code is the coordinator storing a summary."""
+        return _STORING_A_SUMMARY.get()
+
     def is_stale(self, error: BaseException) -> bool:
         """Whether ``error`` is this release's stale-session rejection."""
         return self._is_stale(error)
@@ -589,14 +600,19 @@ class Coordinator:
         def current() -> Any:
             return slot.current if slot.current_loop is running_loop() else None
 
-        if await store_summary(
-            service,
-            snapshot,
-            event,
-            current,
-            lambda session: self.writing_through(service, session),
-            self._is_stale,
-        ):
+        token = _STORING_A_SUMMARY.set(True)
+        try:
+            stored = await store_summary(
+                service,
+                snapshot,
+                event,
+                current,
+                lambda session: self.writing_through(service, session),
+                self._is_stale,
+            )
+        finally:
+            _STORING_A_SUMMARY.reset(token)
+        if stored:
             slot.last_summary = event
             slot.last_summary_from = snapshot.first_event_id
         return event

@@ -19,10 +19,10 @@ from adk_compaction_backport._catch_up import (
     caught_up_with_summaries,
     put_in_storage_order,
 )
-from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, CompactFn
 from adk_compaction_backport._patching import is_active
+from adk_compaction_backport._rewinds import rewound_before
 
 CATCH_UP_ATTEMPTS = 3
 
@@ -77,19 +77,29 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
     return _run_compaction_for_sliding_window_
 
 
-def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
-    """A turn's write that only a summary made stale is retried, not failed.
+def _may_catch_up(service: Any, session: Any, event: Any) -> bool:
+    """Whether a stale failure of this write may be one only summaries caused.
 
-    Only inside a Runner turn of the session: a direct call is upstream's.
+    A Runner turn's writes (from 1.26 a summary too: request-time compaction
+    appends through the turn's ``Session`` before a model call), and a rewind
+    (``Runner.rewind_async`` reads the session and appends its rewind event
+    outside any turn, often right after a final reply, while that turn's
+    summary is still being computed). The coordinator's own summary writes
+    have their own checks; other direct calls are upstream's.
     """
+    if COORDINATOR.storing_a_summary():
+        return False
+    if rewound_before(event) is not None:
+        return True
+    return COORDINATOR.in_a_turn(service, session)
+
+
+def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A Runner's write that only a summary made stale is retried, not failed."""
 
     @functools.wraps(original)
     async def append_event(self: Any, session: Any, event: Any) -> Any:
-        if (
-            not is_active()
-            or compaction_of(event) is not None
-            or not COORDINATOR.in_a_turn(self, session)
-        ):
+        if not is_active() or not _may_catch_up(self, session, event):
             return await original(self, session=session, event=event)
         for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
             try:

@@ -1,0 +1,93 @@
+"""Request-time (token-threshold) compaction never fails a turn (issue #24).
+
+From 1.26 a compaction request processor runs before each model call: once
+the prompt crosses ``token_threshold`` it summarizes all but the last
+``event_retention_size`` events and appends the summary through the turn's
+``Session`` (docs/compaction-triggers.md). If the previous turn's summary
+landed after this turn read the session, released google-adk rejects that
+append as stale and the turn fails (1.24-1.27's ``DatabaseSessionService``
+reloads and writes anyway). The package catches it up like any write of a
+turn: only summaries moved storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from google.adk.agents import LlmAgent
+from google.adk.apps.app import App, EventsCompactionConfig
+from google.adk.apps.llm_event_summarizer import LlmEventSummarizer
+from google.adk.runners import Runner
+from packaging.version import Version
+
+from adk_compaction_backport._activation import installed_adk_version
+from adk_compaction_backport.verify.fake_model import APP_NAME, EchoModel, SummaryModel
+from harness import CLAIMED_ONLY, Conversation, background_work_done
+from test_leak import last_prompt
+from test_race_awaited import race_where
+from test_runner_writes import summary_landed, watched_conversation
+
+pytestmark = [
+    CLAIMED_ONLY,
+    pytest.mark.skipif(
+        Version(installed_adk_version() or "0") < Version("1.26"),
+        reason="no request-time compaction before google-adk 1.26",
+    ),
+]
+
+
+def token_app(chat: Conversation) -> App:
+    """Compaction by tokens only: the fake model reports a 1-token prompt, so
+    every check is over the threshold; the sliding window never fills."""
+    agent = LlmAgent(
+        name="assistant",
+        model=EchoModel(),
+        instruction="Answer briefly.",
+        output_key="last_reply",
+    )
+    config = EventsCompactionConfig(
+        summarizer=LlmEventSummarizer(llm=SummaryModel(control=chat.control)),
+        compaction_interval=100,
+        overlap_size=0,
+        token_threshold=1,
+        event_retention_size=1,
+    )
+    return App(name=APP_NAME, root_agent=agent, events_compaction_config=config)
+
+
+async def token_conversation(database: Any) -> Conversation:
+    chat = await watched_conversation(database)
+    chat.app = token_app(chat)
+    chat.runner = Runner(app=chat.app, session_service=chat.service)
+    return chat
+
+
+@race_where(">=1.28")
+@pytest.mark.asyncio
+async def test_a_request_time_summary_after_the_previous_turns_summary(database):
+    chat = await token_conversation(database)
+    # Turn 1: its request (one event) is within the retention; after it,
+    # two events are: the post-invocation token compaction summarizes one.
+    gate = chat.control.hold()
+    await chat.client_turn()
+    await chat.control.wait_for_calls(1)
+    resume = asyncio.Event()
+    chat.service.pause_next_read = resume
+    second = asyncio.ensure_future(chat.turn())
+    await chat.service.read_done.wait()  # turn 2 holds a pre-summary session
+
+    chat.control.gate = None  # turn 2's own summarizer call answers at once
+    gate.set()
+    await summary_landed(chat)
+    resume.set()
+    await second  # released google-adk: its request-time summary is stale
+    await chat.finish()
+    await background_work_done()
+
+    assert chat.control.calls >= 2
+    assert "summary #2" in last_prompt(chat)  # turn 2's model saw its summary
+    stored = await chat.stored()
+    replies = [e for e in stored.events if e.author == "assistant"]
+    assert len(replies) == 2
