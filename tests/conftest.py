@@ -111,6 +111,7 @@ EXTRA_KIND_MODULES = (
     "test_race_v1_16",
     "test_leak",
     "test_scenarios",
+    "test_long_sessions",
 )
 
 
