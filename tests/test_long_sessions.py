@@ -14,18 +14,25 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, List, Tuple
+from pathlib import Path
+from typing import Any
 
 import pytest
-from google.adk.events.event import Event
-from google.adk.events.event_actions import EventActions, EventCompaction
-from google.genai import types
 
 from adk_compaction_backport._catch_up import caught_up_with_summaries
 from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport.verify.scenario import USER_ID
 from harness import BACKPORT_ONLY, CLAIMED_ONLY, Conversation, background_work_done
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the bench
+from bench.long_sessions import (
+    PREFILLED_SUMMARY,
+    CountedReads,
+    plain_event,
+    prefill,
+    summary_event,
+)
 
 pytestmark = [pytest.mark.asyncio, CLAIMED_ONLY]
 
@@ -34,65 +41,12 @@ TURNS = 6
 # The most events a read may return: the turns of this test and the summary
 # of the prefill, far below the session's length.
 FEW = 60
-PACKAGE = "adk_compaction_backport"
-
-
-class CountedReads:
-    """Wraps ``service.get_session``: events returned by the package's calls."""
-
-    def __init__(self, service: Any) -> None:
-        self.package: List[Tuple[int, bool]] = []  # (events, incremental)
-        self._get = service.get_session
-        service.get_session = self.get_session
-
-    async def get_session(self, **kwargs: Any) -> Any:
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        session = await self._get(**kwargs)
-        if caller.startswith(PACKAGE) and session is not None:
-            config = kwargs.get("config")
-            incremental = getattr(config, "after_timestamp", None) is not None
-            self.package.append((len(session.events), incremental))
-        return session
-
-
-def _said(invocation: str, author: str, at: float) -> Event:
-    role = "user" if author == "user" else "model"
-    text = types.Content(role=role, parts=[types.Part(text=f"{invocation} {author}")])
-    return Event(invocation_id=invocation, author=author, timestamp=at, content=text)
-
-
-async def prefill(chat: Conversation, events: int) -> None:
-    """``events`` old events (user and reply), then a summary of all of them."""
-    session = await chat.stored()
-    start = time.time() - 3600
-    for number in range(events // 2):
-        for offset, author in enumerate(("user", "assistant")):
-            at = start + number + offset / 2
-            await chat.service.append_event(session, _said(f"old{number}", author, at))
-    first, last = session.events[0].timestamp, session.events[-1].timestamp
-    await chat.service.append_event(
-        session, _summary(first, last, last + 0.1, "old-summary")
-    )
-
-
-def _summary(start: float, end: float, at: float, invocation: str) -> Event:
-    compaction = EventCompaction(
-        start_timestamp=start,
-        end_timestamp=end,
-        compacted_content=types.Content(role="model", parts=[types.Part(text="s")]),
-    )
-    return Event(
-        invocation_id=invocation,
-        author="user",
-        timestamp=at,
-        actions=EventActions(compaction=compaction),
-    )
 
 
 def new_summaries(session: Any) -> int:
     """Summaries stored by this test's turns (not the prefilled one)."""
     summaries = [e for e in session.events if compaction_of(e) is not None]
-    return sum(e.invocation_id != "old-summary" for e in summaries)
+    return sum(e.invocation_id != PREFILLED_SUMMARY for e in summaries)
 
 
 @BACKPORT_ONLY
@@ -100,7 +54,7 @@ async def test_compaction_of_a_long_session_reads_only_new_events(
     database: Any,
 ) -> None:
     chat = await Conversation(database).start()
-    await prefill(chat, PREFILLED)
+    await prefill(chat.service, await chat.stored(), PREFILLED)
     reads = CountedReads(chat.service)
     for _ in range(TURNS):
         await chat.client_turn()
@@ -115,7 +69,7 @@ async def test_compaction_of_a_long_session_reads_only_new_events(
     # before every summary's write at least (and before its summarizer call
     # on databases with a cross-process lock)
     assert len(reads.package) >= summaries
-    assert all(incremental for _, incremental in reads.package), reads.package
+    assert reads.full_package_reads == 0
     assert max(events for events, _ in reads.package) <= FEW, reads.package
 
 
@@ -123,7 +77,7 @@ async def test_read_session_is_a_whole_read_where_storage_holds_the_turns_events
     database: Any,
 ) -> None:
     chat = await Conversation(database).start()
-    await prefill(chat, 200)
+    await prefill(chat.service, await chat.stored(), 200)
     turn = await chat.stored()
     await chat.turn()
     await chat.turn()
@@ -159,18 +113,19 @@ async def test_read_session_of_a_session_created_again_reads_it_whole(
     now = await chat.stored()
     assert [e.id for e in read.events] == [e.id for e in now.events]
     assert not {e.id for e in turn.events} & {e.id for e in read.events}
-    assert [incremental for _, incremental in reads.package] == [True, False]
+    assert len(reads.package) == 2  # the incremental read, then a whole one
+    assert reads.full_package_reads == 1
 
 
 async def test_catch_up_of_a_long_session_reads_only_the_new_summary(
     database: Any,
 ) -> None:
     chat = await Conversation(database).start()
-    await prefill(chat, PREFILLED)
+    await prefill(chat.service, await chat.stored(), PREFILLED)
     turn = await chat.stored()  # a turn's Session, behind the summary below
     other = await chat.stored()
     covered = (other.events[0].timestamp, other.events[-2].timestamp)
-    summary = _summary(*covered, at=time.time(), invocation="late")
+    summary = summary_event(*covered, at=time.time(), invocation="late")
     await chat.service.append_event(other, summary)
     reads = CountedReads(chat.service)
 
@@ -178,7 +133,7 @@ async def test_catch_up_of_a_long_session_reads_only_the_new_summary(
 
     assert turn.events[-1].id == summary.id
     assert len(turn.events) == PREFILLED + 2
-    assert reads.package == [(reads.package[0][0], True)]
+    assert len(reads.package) == 1 and reads.full_package_reads == 0
     assert reads.package[0][0] <= FEW
     # its next write is level with storage
-    await chat.service.append_event(turn, _said("next", "user", time.time()))
+    await chat.service.append_event(turn, plain_event("next", "user", time.time()))
