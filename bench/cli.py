@@ -146,6 +146,14 @@ def _parser() -> argparse.ArgumentParser:
         "long_sessions.{json,md}",
     )
     p.add_argument("--long-session-turns", type=int, default=long_session_rows.TURNS)
+    p.add_argument(
+        "--many-sessions",
+        nargs=2,
+        type=int,
+        metavar=("SESSIONS", "EVENTS"),
+        help="with --long-sessions: also SESSIONS sessions of EVENTS events at "
+        "once in one process, eager clients (e.g. 20 1000)",
+    )
     return p
 
 
@@ -442,11 +450,15 @@ def first_turn_main(
 
 
 def long_sessions_main(
-    plan: Plan, argv: List[str], lengths: List[int], turns: int
+    plan: Plan,
+    argv: List[str],
+    lengths: List[int],
+    turns: int,
+    many: Optional[List[int]],
 ) -> int:
     """``--long-sessions``: the package against released, in ``long_sessions.*``."""
     started, load = time.perf_counter(), _load()
-    rows = long_session_rows.run(plan, lengths, turns)
+    rows = long_session_rows.run(plan, lengths, turns, many)
     results: Dict[str, Any] = {"long_sessions": rows}
     results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
     results["meta"]["long_session_turns"] = turns
@@ -464,7 +476,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     plan = _plan(args)
     if args.long_sessions:
         return long_sessions_main(
-            plan, argv, args.long_sessions, args.long_session_turns
+            plan, argv, args.long_sessions, args.long_session_turns, args.many_sessions
         )
     if args.first_turn_only:
         return first_turn_main(plan, argv, args.first_turn_rounds, args.readme)

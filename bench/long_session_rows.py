@@ -6,7 +6,10 @@ turn p50 and p95, CPU per turn, and the reads the package adds per compaction
 (how many, the events they returned, their time), beside the events of
 google-adk's own read per turn. Targets (issue #22): at the longest length the
 package's extra CPU per turn at most 5% of released's and turn p95 within 5%;
-the extra CPU at the longest length within 2x of the shortest's.
+the extra CPU at the longest length within 2x of the shortest's. With
+``--many-sessions SESSIONS EVENTS``, a second table: that many long sessions at
+once in one process (eager clients), turns per second and turn p95 (targets:
+throughput at least released's, p95 within 5% of released's).
 """
 
 from __future__ import annotations
@@ -45,8 +48,33 @@ def _kinds(plan: Plan, release: str) -> List[str]:
     ]
 
 
-def run(plan: Plan, lengths: List[int], turns: int) -> List[Dict[str, Any]]:
-    """One row per (release, service, length), or one with an ``error``."""
+def _runs(
+    kinds: List[str], lengths: List[int], many: Optional[List[int]]
+) -> List[Dict[str, Any]]:
+    """What to measure: one sequential session per length, and with ``many``
+    (sessions, events) that many eager sessions at once, per service."""
+    runs = [
+        {"kind": kind, "events": length, "sessions": 1, "client": "sequential"}
+        for kind in kinds
+        for length in lengths
+    ]
+    if many:
+        sessions, events = many
+        runs += [
+            {"kind": kind, "events": events, "sessions": sessions, "client": "eager"}
+            for kind in kinds
+        ]
+    return runs
+
+
+def _key(run: Dict[str, Any]) -> tuple:
+    return (run["kind"], run["events"], run["sessions"], run["client"])
+
+
+def run(
+    plan: Plan, lengths: List[int], turns: int, many: Optional[List[int]] = None
+) -> List[Dict[str, Any]]:
+    """One row per run and release (both sides in it), or one with an ``error``."""
     envs = None if plan.here else Envs(plan.cache, plan.venv_python)
     releases = [metadata.version("google-adk")] if plan.here else plan.releases
     rows: List[Dict[str, Any]] = []
@@ -55,9 +83,8 @@ def run(plan: Plan, lengths: List[int], turns: int) -> List[Dict[str, Any]]:
         spec = {
             "workload": plan.workload.as_dict(),
             "postgres_url": plan.postgres_url,
-            "lengths": lengths,
             "turns": turns,
-            "kinds": _kinds(plan, release),
+            "runs": _runs(_kinds(plan, release), lengths, many),
         }
         by_side: Dict[str, Dict[Any, Dict[str, Any]]] = {}
         for side in SIDES:
@@ -66,13 +93,10 @@ def run(plan: Plan, lengths: List[int], turns: int) -> List[Dict[str, Any]]:
             if done.returncode != 0 or output is None:
                 print("\n".join(done.stderr.splitlines()[-40:]), file=sys.stderr)
                 output = {"runs": []}
-            by_side[side] = {(r["kind"], r["events"]): r for r in output["runs"]}
-        for kind in spec["kinds"]:
-            for length in lengths:
-                runs = {side: by_side[side].get((kind, length)) for side in SIDES}
-                rows.append(
-                    {"release": release, "kind": kind, "events": length, **runs}
-                )
+            by_side[side] = {_key(r): r for r in output["runs"]}
+        for wanted in spec["runs"]:
+            sides = {side: by_side[side].get(_key(wanted)) for side in SIDES}
+            rows.append({"release": release, **wanted, **sides})
     return rows
 
 
@@ -168,7 +192,7 @@ def body(results: Dict[str, Any]) -> str:
         "turns | extra CPU <= 5% | p95 <= released + 5% |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in rows:
+    for row in [r for r in rows if r["sessions"] == 1]:
         ours, theirs = row.get("package"), row.get("released")
         both = [r for r in (ours, theirs) if r and "error" not in r]
         if len(both) < 2:
@@ -192,7 +216,62 @@ def body(results: Dict[str, Any]) -> str:
             f"{theirs['summaries']}/{theirs['summarizer_calls']}, "
             f"{theirs['failed_turns']} released | {check_cells} |"
         )
-    flat = flatness(rows)
+    flat = flatness([r for r in rows if r["sessions"] == 1])
     if flat:
         lines += ["", "Flat, not linear (extra CPU at the longest length):", *flat]
+    many = [r for r in rows if r["sessions"] > 1]
+    if many:
+        lines += ["", *many_sessions_table(many)]
     return "\n".join(lines) + "\n"
+
+
+def many_checks(row: Dict[str, Any]) -> List[Check]:
+    """Throughput at least released's; p95 no later than released's + 5%."""
+    ours, theirs = row["package"], row["released"]
+    p95_ours, p95_theirs = _p(ours, 95), _p(theirs, 95)
+    return [
+        Check(
+            ours["turns_per_s"] >= theirs["turns_per_s"],
+            f"{ours['turns_per_s']:.2f} vs {theirs['turns_per_s']:.2f}",
+        ),
+        Check(
+            p95_ours <= p95_theirs * (1 + SHARE),
+            f"{p95_ours:.0f} vs {p95_theirs:.0f} ms",
+        ),
+    ]
+
+
+def many_sessions_table(rows: List[Dict[str, Any]]) -> List[str]:
+    """Many long sessions at once on one process (eager clients)."""
+    lines = [
+        "Many sessions at once, one process, eager clients (the next message at "
+        "the final reply; turn time to the final reply):",
+        "",
+        "| google-adk | session service | sessions x events | turns/s, + package "
+        "/ released | turn p95 (ms) | CPU per turn (ms) | package reads per "
+        "compaction: calls, events, ms | failed turns | throughput >= released | "
+        "p95 <= released + 5% |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        ours, theirs = row.get("package"), row.get("released")
+        label = f"{row['sessions']} x {row['events']}"
+        if not ours or not theirs or "error" in ours or "error" in theirs:
+            lines.append(
+                f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {label} | "
+                "run failed | | | | | | |"
+            )
+            continue
+        reads = per_compaction(ours)
+        lines.append(
+            f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {label} | "
+            f"{ours['turns_per_s']:.2f} / {theirs['turns_per_s']:.2f} | "
+            f"{_p(ours, 95):.0f} / {_p(theirs, 95):.0f} | "
+            f"{ours['cpu_s_per_turn'] * 1000:.0f} / "
+            f"{theirs['cpu_s_per_turn'] * 1000:.0f} | "
+            f"{reads['reads']:.1f}, {reads['events']:.0f}, {reads['ms']:.1f} | "
+            f"{ours['failed_turns']} / {theirs['failed_turns']} | "
+            + " | ".join(c.cell() for c in many_checks(row))
+            + " |"
+        )
+    return lines

@@ -2,14 +2,17 @@
 
 Run as ``python -m bench.long_sessions SPEC OUT`` in a release's bench venv,
 by ``bench.long_session_rows``, once per side (the parent sets
-``ADK_COMPACTION_BACKPORT_DISABLE`` for released). Per (session service,
-length): a fresh database, one session prefilled through the service with
-``length`` old events (a user message and a reply per invocation, then a
-summary of them all, as a session that compacted before looks), then
-``turns`` sequential turns with compaction on. Measured: each turn's wall
-time; the process's CPU time per turn (the event loop's busy time: the fake
-model and summarizer sleep without using any); every ``get_session`` the
-package makes and the runner makes, with the events it returned and its time.
+``ADK_COMPACTION_BACKPORT_DISABLE`` for released). Per run (session
+service, length, sessions, client): a fresh database, each session prefilled
+through the service with ``length`` old events (a user message and a reply
+per invocation, then a summary of them all, as a session that compacted
+before looks), then ``turns`` turns per session with compaction on, the
+sessions at once (a sequential client reads each stream to its end; an eager
+one sends the next message at the final reply). Measured: each turn's wall
+time (to the final reply for an eager client); turns per second; the
+process's CPU time per turn (the event loop's busy time: the fake model and
+summarizer sleep without using any); every ``get_session`` the package makes
+and the runner makes, with the events it returned and its time.
 """
 
 from __future__ import annotations
@@ -110,7 +113,45 @@ def _service(kind: str, url: str) -> Any:
     return DatabaseSessionService(db_url=database_url(url))
 
 
-async def _one_session(spec: Dict[str, Any], kind: str, url: str, length: int) -> Dict:
+async def _read_to_the_end(stream: Any, failures: List[str]) -> None:
+    try:
+        async for _ in stream:
+            pass
+    except Exception as error:
+        failures.append(repr(error)[:200])
+
+
+async def _turns(
+    runner: Any, session_id: str, spec: Dict[str, Any], record: Dict[str, Any]
+) -> List[asyncio.Future]:
+    """One session's turns; an eager client sends the next message at the final
+    reply (a task reads the rest of the stream). Returns those tasks."""
+    from adk_compaction_backport.verify.scenario import USER_ID, message
+
+    eager, tails = spec.get("client") == "eager", []
+    for turn in range(1, spec["turns"] + 1):
+        started = time.perf_counter()
+        stream = runner.run_async(
+            user_id=USER_ID, session_id=session_id, new_message=message(0, turn)
+        )
+        try:
+            async for event in stream:
+                if eager and event.author != "user" and event.is_final_response():
+                    break
+        except Exception as error:
+            record["failures"].append(repr(error)[:200])
+            continue
+        finally:
+            record["turn_ms"].append((time.perf_counter() - started) * 1000)
+        if eager:
+            tails.append(
+                asyncio.ensure_future(_read_to_the_end(stream, record["failures"]))
+            )
+    return tails
+
+
+async def _sessions(spec: Dict[str, Any], kind: str, url: str, length: int) -> Dict:
+    """``spec["sessions"]`` sessions of ``length`` events, their turns at once."""
     from google.adk.runners import Runner
 
     import adk_compaction_backport as acb
@@ -118,7 +159,6 @@ async def _one_session(spec: Dict[str, Any], kind: str, url: str, length: int) -
     from adk_compaction_backport.verify.scenario import (
         USER_ID,
         let_background_work_finish,
-        message,
     )
 
     w = spec["workload"]
@@ -133,52 +173,51 @@ async def _one_session(spec: Dict[str, Any], kind: str, url: str, length: int) -
     )
     service = _service(kind, url)
     runner = Runner(app=app, session_service=service)
-    session = await service.create_session(app_name=name, user_id=USER_ID)
-    await prefill(service, session, length)
+    ids = []
+    for _ in range(spec.get("sessions", 1)):
+        session = await service.create_session(app_name=name, user_id=USER_ID)
+        await prefill(service, session, length)
+        ids.append(session.id)
     reads = CountedReads(service)
-    turn_ms: List[float] = []
-    failed = 0
-    cpu = time.process_time()
-    for turn in range(1, spec["turns"] + 1):
-        started = time.perf_counter()
-        try:
-            async for _ in runner.run_async(
-                user_id=USER_ID, session_id=session.id, new_message=message(0, turn)
-            ):
-                pass
-        except Exception:
-            failed += 1
-            traceback.print_exc()
-        turn_ms.append((time.perf_counter() - started) * 1000)
+    record: Dict[str, Any] = {"turn_ms": [], "failures": []}
+    cpu, wall = time.process_time(), time.perf_counter()
+    tails = await asyncio.gather(*(_turns(runner, i, spec, record) for i in ids))
+    await asyncio.gather(*(tail for group in tails for tail in group))
     await acb.drain(timeout=120)
     await let_background_work_finish(120)
-    cpu = time.process_time() - cpu
-    stored = await reads._get(app_name=name, user_id=USER_ID, session_id=session.id)
-    summaries = [
-        e
-        for e in stored.events
-        if getattr(e.actions, "compaction", None) is not None
-        and e.invocation_id != PREFILLED_SUMMARY
-    ]
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    turns = spec["turns"] * len(ids)
+    summaries = 0
+    for session_id in ids:
+        stored = await reads._get(app_name=name, user_id=USER_ID, session_id=session_id)
+        summaries += sum(
+            getattr(e.actions, "compaction", None) is not None
+            and e.invocation_id != PREFILLED_SUMMARY
+            for e in stored.events
+        )
     return {
-        "turn_ms": turn_ms,
-        "cpu_s_per_turn": cpu / spec["turns"],
-        "failed_turns": failed,
-        "summaries": len(summaries),
+        "sessions": len(ids),
+        "client": spec.get("client", "sequential"),
+        "turn_ms": record["turn_ms"],
+        "turns_per_s": turns / wall,
+        "cpu_s_per_turn": cpu / turns,
+        "failed_turns": len(record["failures"]),
+        "failures": record["failures"][:5],
+        "summaries": summaries,
         "summarizer_calls": control.calls,
-        "events_at_end": len(stored.events),
         "package_reads": reads.package,
         "full_package_reads": reads.full_package_reads,
         "runner_reads": reads.runner,
     }
 
 
-def _measure(spec: Dict[str, Any], kind: str, length: int) -> Dict[str, Any]:
+def _measure(spec: Dict[str, Any], run: Dict[str, Any]) -> Dict[str, Any]:
     from bench.databases import fresh_database
 
+    kind = run["kind"]
     storage = "sqlite" if kind == SQLITE_SERVICE else kind
     with fresh_database(storage, spec["postgres_url"]) as url:
-        return asyncio.run(_one_session(spec, kind, url, length))
+        return asyncio.run(_sessions({**spec, **run}, kind, url, run["events"]))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -190,16 +229,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     import adk_compaction_backport as acb
 
     runs: List[Dict[str, Any]] = []
-    for kind in spec["kinds"]:
-        for length in spec["lengths"]:
-            run: Dict[str, Any] = {"kind": kind, "events": length}
-            try:
-                run.update(_measure(spec, kind, length))
-            except Exception as error:
-                run["error"] = f"{error!r}"[:300]
-                traceback.print_exc()
-            runs.append(run)
-            print(f"bench: {kind} {length} events done", file=sys.stderr, flush=True)
+    for wanted in spec["runs"]:
+        run: Dict[str, Any] = dict(wanted)
+        try:
+            run.update(_measure(spec, wanted))
+        except Exception as error:
+            run["error"] = f"{error!r}"[:300]
+            traceback.print_exc()
+        runs.append(run)
+        print(f"bench: {wanted} done", file=sys.stderr, flush=True)
     output = {"status": acb.status().as_dict(), "runs": runs}
     Path(out_path).write_text(json.dumps(output))
     return 0
