@@ -249,9 +249,9 @@ def many_sessions_table(rows: List[Dict[str, Any]]) -> List[str]:
         "",
         "| google-adk | session service | sessions x events | turns/s, + package "
         "/ released | turn p95 (ms) | CPU per turn (ms) | package reads per "
-        "compaction: calls, events, ms | failed turns | throughput >= released | "
-        "p95 <= released + 5% |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "compaction: calls, events, ms | summaries / calls | failed turns | "
+        "throughput >= released | p95 <= released + 5% |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         ours, theirs = row.get("package"), row.get("released")
@@ -259,7 +259,7 @@ def many_sessions_table(rows: List[Dict[str, Any]]) -> List[str]:
         if not ours or not theirs or "error" in ours or "error" in theirs:
             lines.append(
                 f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {label} | "
-                "run failed | | | | | | |"
+                "run failed | | | | | | | |"
             )
             continue
         reads = per_compaction(ours)
@@ -270,6 +270,8 @@ def many_sessions_table(rows: List[Dict[str, Any]]) -> List[str]:
             f"{ours['cpu_s_per_turn'] * 1000:.0f} / "
             f"{theirs['cpu_s_per_turn'] * 1000:.0f} | "
             f"{reads['reads']:.1f}, {reads['events']:.0f}, {reads['ms']:.1f} | "
+            f"{ours['summaries']}/{ours['summarizer_calls']} / "
+            f"{theirs['summaries']}/{theirs['summarizer_calls']} | "
             f"{ours['failed_turns']} / {theirs['failed_turns']} | "
             + " | ".join(c.cell() for c in many_checks(row))
             + " |"
