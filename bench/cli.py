@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from bench import first_turn_rows, overhead, readme, report
+from bench import first_turn_rows, long_session_rows, overhead, readme, report
 from bench.envs import Envs
 from bench.plan import (
     CLIENTS,
@@ -137,6 +137,24 @@ def _parser() -> argparse.ArgumentParser:
         "first_turn.{json,md}",
     )
     p.add_argument("--first-turn-rounds", type=int, default=4)
+    p.add_argument(
+        "--long-sessions",
+        nargs="+",
+        type=int,
+        metavar="EVENTS",
+        help="only long sessions (e.g. 100 1000 4000 events prefilled), the "
+        "package against released per release and --databases, in "
+        "long_sessions.{json,md}",
+    )
+    p.add_argument("--long-session-turns", type=int, default=long_session_rows.TURNS)
+    p.add_argument(
+        "--many-sessions",
+        nargs=2,
+        type=int,
+        metavar=("SESSIONS", "EVENTS"),
+        help="with --long-sessions: also SESSIONS sessions of EVENTS events at "
+        "once in one process, eager clients (e.g. 20 1000)",
+    )
     return p
 
 
@@ -432,10 +450,35 @@ def first_turn_main(
     return 0
 
 
+def long_sessions_main(
+    plan: Plan,
+    argv: List[str],
+    lengths: List[int],
+    turns: int,
+    many: Optional[List[int]],
+) -> int:
+    """``--long-sessions``: the package against released, in ``long_sessions.*``."""
+    started, load = time.perf_counter(), _load()
+    rows = long_session_rows.run(plan, lengths, turns, many)
+    results: Dict[str, Any] = {"long_sessions": rows}
+    results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
+    results["meta"]["long_session_turns"] = turns
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / "long_sessions.json").write_text(json.dumps(results, indent=1) + "\n")
+    page = plan.out / "long_sessions.md"
+    page.write_text(f"# Long sessions\n\n{long_session_rows.body(results)}")
+    print(f"bench: wrote {page}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     plan = _plan(args)
+    if args.long_sessions:
+        return long_sessions_main(
+            plan, argv, args.long_sessions, args.long_session_turns, args.many_sessions
+        )
     if args.first_turn_only:
         return first_turn_main(plan, argv, args.first_turn_rounds, args.readme)
     if args.overheads_only:

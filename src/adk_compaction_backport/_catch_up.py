@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, List, Optional, Sequence, Tuple
 
 from adk_compaction_backport._compaction_events import compaction_of
+from adk_compaction_backport._incremental_reads import read_session
 
 # Where a loaded ``Session`` keeps the storage revision it was read at:
 # the update time (every release) and the exact revision marker (1.28+).
@@ -61,8 +62,8 @@ def put_in_storage_order(session: Any) -> None:
 
 async def caught_up_with_summaries(service: Any, session: Any) -> bool:
     """Whether ``session`` was brought up to date (only summaries were newer)."""
-    fresh = await service.get_session(
-        app_name=session.app_name, user_id=session.user_id, session_id=session.id
+    fresh = await read_session(
+        service, session.app_name, session.user_id, session.id, session.events
     )
     if fresh is None:
         return False

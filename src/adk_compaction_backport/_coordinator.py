@@ -46,6 +46,7 @@ from adk_compaction_backport._compaction_events import (
     widened,
 )
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
+from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._process_locks import (
     claimed_elsewhere,
     session_lock,
@@ -263,12 +264,15 @@ def _turn_of(events: List[Any]) -> str:
     )
 
 
-async def _read(service: Any, app_name: str, user_id: str, session_id: str) -> Any:
-    """The session as storage holds it now, or None if it cannot be read."""
+async def _read(
+    service: Any, app_name: str, user_id: str, session_id: str, known: List[Any]
+) -> Any:
+    """The session as storage holds it now, or None if it cannot be read.
+
+    Costs what was stored since the turn's events (``known``) were read.
+    """
     try:
-        return await service.get_session(
-            app_name=app_name, user_id=user_id, session_id=session_id
-        )
+        return await read_session(service, app_name, user_id, session_id, known)
     except Exception:  # the summary write reads again and reports what fails
         logger.debug("reading session %s before compaction failed", session_id)
         return None
@@ -512,7 +516,9 @@ class Coordinator:
                 on_wait=lambda: running(False),
             )
             async with lock as shared:
-                stored = await _read(service, *names) if shared is not None else None
+                stored = None
+                if shared is not None:
+                    stored = await _read(service, *names, session.events)
                 window = self._window_events(slot, session, stored)
                 earlier = _earlier_due_turn(app, window) if shared else None
                 # Wait for the claim to go (its compaction is pending in another

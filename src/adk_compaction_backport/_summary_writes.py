@@ -4,7 +4,8 @@ A summary is computed from a snapshot of the session's events and written
 seconds later. By then the session may have been deleted, deleted and created
 again with the same id (a "clear chat" button), rewound, or edited by another
 process. The summary belongs only to the conversation it was made from, so
-before every write attempt storage is read once and the summary is stored only
+before every write attempt storage is read once (what is new since the turn's
+read, ``_incremental_reads``) and the summary is stored only
 if that storage still holds the same conversation: the snapshot's first event,
 and every event the summary covers, in order, none of them rewound. Otherwise
 it is dropped with a warning (a later compaction covers what is still there).
@@ -19,13 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncContextManager, Callable, List, NamedTuple, Optional
+from typing import (
+    Any,
+    AsyncContextManager,
+    Callable,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+)
 
 from adk_compaction_backport._compaction_events import (
     TIMESTAMP_SLACK,
     compaction_of,
     end_timestamp,
 )
+from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._rewinds import live_events
 
 logger = logging.getLogger("adk_compaction_backport")
@@ -52,12 +62,22 @@ class Snapshot(NamedTuple):
     """The first stored event: a session created again has other events."""
     events: List[Any]
     """The events compaction was given (rewinds applied), in order."""
+    loaded: Sequence[Any] = ()
+    """The events the turn held, as stored: a read before a write costs only
+    what was stored after them (``_incremental_reads``)."""
 
     @classmethod
     def of(cls, loaded: Any, given: List[Any]) -> Snapshot:
         """``loaded``: the turn's ``Session``; ``given``: what compaction saw."""
         first = loaded.events[0].id if loaded.events else None
-        return cls(loaded.app_name, loaded.user_id, loaded.id, first, list(given))
+        return cls(
+            loaded.app_name,
+            loaded.user_id,
+            loaded.id,
+            first,
+            list(given),
+            list(loaded.events),
+        )
 
     def covered_ids(self, summary: Any) -> List[str]:
         """The events up to the summary's end, which the target must still hold."""
@@ -127,15 +147,16 @@ async def store_summary(
     ``current()``: the newest turn's ``Session`` on this event loop, if any
     (asked after the read: a newer turn may have started meanwhile);
     ``writing_through(session)``: the lock to hold while writing through it.
-    Each attempt costs one read of the session.
+    Each attempt costs one read of what the session stored since the last.
     """
     refused_once = False
+    known = snapshot.loaded
     for attempt in range(ATTEMPTS):
-        stored = await service.get_session(
-            app_name=snapshot.app_name,
-            user_id=snapshot.user_id,
-            session_id=snapshot.session_id,
+        stored = await read_session(
+            service, snapshot.app_name, snapshot.user_id, snapshot.session_id, known
         )
+        if stored is not None:
+            known = stored.events  # the next attempt reads what is newer still
         if stored is not None and any(e.id == summary.id for e in stored.events):
             return True  # an earlier attempt committed, only its answer was lost
         reason = refusal(snapshot, summary, stored)

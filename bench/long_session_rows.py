@@ -1,0 +1,279 @@
+"""``--long-sessions``: the package against released on long sessions (issue #22).
+
+Runs ``bench.long_sessions`` in each release's bench venv, released first and
+then the package, and renders one row per (release, session service, length):
+turn p50 and p95, CPU per turn, and the reads the package adds per compaction
+(how many, the events they returned, their time), beside the events of
+google-adk's own read per turn. Targets (issue #22): at the longest length the
+package's extra CPU per turn at most 5% of released's and turn p95 within 5%;
+the extra CPU at the longest length within 2x of the shortest's. With
+``--many-sessions SESSIONS EVENTS``, a second table: that many long sessions at
+once in one process (eager clients), turns per second and turn p95 (targets:
+throughput at least released's, p95 within 5% of released's).
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from bench.envs import Envs
+from bench.plan import Plan
+from bench.report import run_line
+from bench.runner import run_module
+from bench.stats import percentile
+from bench.targets import Check
+
+SIDES = ("released", "package")
+LENGTHS = (100, 1000, 4000)
+TURNS = 8
+SQLITE_SERVICE_FROM = (1, 19)
+SERVICE_LABELS = {
+    "sqlite": "DatabaseSessionService (SQLite)",
+    "postgresql": "DatabaseSessionService (PostgreSQL)",
+    "sqlite_service": "SqliteSessionService",
+}
+SHARE = 0.05  # extra CPU per turn and p95, of released's
+FLAT = 2.0  # extra CPU at the longest length / at the shortest
+
+
+def _kinds(plan: Plan, release: str) -> List[str]:
+    version = tuple(int(part) for part in release.split(".")[:2])
+    return [
+        kind
+        for kind in plan.databases
+        if kind != "sqlite_service" or version >= SQLITE_SERVICE_FROM
+    ]
+
+
+def _runs(
+    kinds: List[str], lengths: List[int], many: Optional[List[int]]
+) -> List[Dict[str, Any]]:
+    """What to measure: one sequential session per length, and with ``many``
+    (sessions, events) that many eager sessions at once, per service."""
+    runs = [
+        {"kind": kind, "events": length, "sessions": 1, "client": "sequential"}
+        for kind in kinds
+        for length in lengths
+    ]
+    if many:
+        sessions, events = many
+        runs += [
+            {"kind": kind, "events": events, "sessions": sessions, "client": "eager"}
+            for kind in kinds
+        ]
+    return runs
+
+
+def _key(run: Dict[str, Any]) -> tuple:
+    return (run["kind"], run["events"], run["sessions"], run["client"])
+
+
+def run(
+    plan: Plan, lengths: List[int], turns: int, many: Optional[List[int]] = None
+) -> List[Dict[str, Any]]:
+    """One row per run and release (both sides in it), or one with an ``error``."""
+    envs = None if plan.here else Envs(plan.cache, plan.venv_python)
+    releases = [metadata.version("google-adk")] if plan.here else plan.releases
+    rows: List[Dict[str, Any]] = []
+    for release in releases:
+        python = Path(sys.executable) if envs is None else envs.package(release)
+        spec = {
+            "workload": plan.workload.as_dict(),
+            "postgres_url": plan.postgres_url,
+            "turns": turns,
+            "runs": _runs(_kinds(plan, release), lengths, many),
+        }
+        by_side: Dict[str, Dict[Any, Dict[str, Any]]] = {}
+        for side in SIDES:
+            done, output, took = run_module(python, "bench.long_sessions", spec, side)
+            print(f"bench: google-adk {release} {side}: {took:.0f} s", file=sys.stderr)
+            if done.returncode != 0 or output is None:
+                print("\n".join(done.stderr.splitlines()[-40:]), file=sys.stderr)
+                output = {"runs": []}
+            by_side[side] = {_key(r): r for r in output["runs"]}
+        for wanted in spec["runs"]:
+            sides = {side: by_side[side].get(_key(wanted)) for side in SIDES}
+            rows.append({"release": release, **wanted, **sides})
+    return rows
+
+
+def _p(run: Dict[str, Any], q: float) -> Optional[float]:
+    return percentile(run["turn_ms"], q)
+
+
+def per_compaction(run: Dict[str, Any]) -> Dict[str, float]:
+    """The package's reads per stored summary: calls, events, milliseconds."""
+    reads, summaries = run["package_reads"], max(run["summaries"], 1)
+    return {
+        "reads": len(reads) / summaries,
+        "events": sum(events for events, _ in reads) / summaries,
+        "ms": sum(seconds for _, seconds in reads) * 1000 / summaries,
+    }
+
+
+def _runner_events(run: Dict[str, Any]) -> float:
+    reads = run["runner_reads"]
+    return sum(events for events, _ in reads) / max(len(reads), 1)
+
+
+def _extra_cpu_ms(row: Dict[str, Any]) -> Optional[float]:
+    ours, theirs = row.get("package"), row.get("released")
+    if not ours or not theirs or "error" in ours or "error" in theirs:
+        return None
+    return (ours["cpu_s_per_turn"] - theirs["cpu_s_per_turn"]) * 1000
+
+
+def checks(row: Dict[str, Any]) -> List[Check]:
+    """Extra CPU per turn <= 5% of released's; p95 <= released's + 5%."""
+    ours, theirs = row.get("package"), row.get("released")
+    extra = _extra_cpu_ms(row)
+    if extra is None or ours is None or theirs is None:
+        return [Check(None, "not measured")] * 2
+    limit = SHARE * theirs["cpu_s_per_turn"] * 1000
+    p95_ours, p95_theirs = _p(ours, 95), _p(theirs, 95)
+    return [
+        Check(extra <= limit, f"{extra:+.1f} ms, limit {limit:.1f}"),
+        Check(
+            p95_ours <= p95_theirs * (1 + SHARE),
+            f"{p95_ours:.0f} vs {p95_theirs:.0f} ms",
+        ),
+    ]
+
+
+def flatness(rows: List[Dict[str, Any]]) -> List[str]:
+    """Extra CPU at the longest length against the shortest, per release/service."""
+    lines = []
+    groups: Dict[Any, List[Dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["release"], row["kind"]), []).append(row)
+    for (release, kind), group in groups.items():
+        group.sort(key=lambda r: r["events"])
+        short, long = _extra_cpu_ms(group[0]), _extra_cpu_ms(group[-1])
+        if short is None or long is None or len(group) < 2:
+            continue
+        flat = long <= FLAT * max(short, 1.0)
+        lines.append(
+            f"- {release}, {SERVICE_LABELS[kind]}: extra CPU per turn "
+            f"{short:+.1f} ms at {group[0]['events']} events, {long:+.1f} ms at "
+            f"{group[-1]['events']} ({'flat' if flat else '**grows**'}; target "
+            f"within {FLAT:.0f}x, at least 1 ms)"
+        )
+    return lines
+
+
+def _cell(run: Optional[Dict[str, Any]], text: str) -> str:
+    return "failed" if not run or "error" in run else text
+
+
+def body(results: Dict[str, Any]) -> str:
+    meta, rows = results["meta"], results["long_sessions"]
+    w = meta["workload"]
+    lines = [
+        run_line(meta),
+        "",
+        f"One session per row and side, prefilled through the service with the "
+        f"given number of old events and a summary of them, then "
+        f"{meta['long_session_turns']} sequential turns, compaction every "
+        f"{w['interval']} invocations (overlap {w['overlap']}), fake model reply "
+        f"{w['reply_delay'] * 1000:.0f} ms, fake summarizer "
+        f"{w['summarizer_delay'] * 1000:.0f} ms; one process per side (released: "
+        "`ADK_COMPACTION_BACKPORT_DISABLE=1`). CPU: the process's CPU time per "
+        "turn (the event loop's busy time). Package reads: every `get_session` "
+        "the package made, per stored summary; google-adk's own read at the start "
+        "of each turn for scale. One run on a shared machine: timings are noisy, "
+        "counts are exact.",
+        "",
+        "| google-adk | session service | events | turn p50, + package / released "
+        "(ms) | turn p95 | CPU per turn (ms) | package reads per compaction: "
+        "calls, events, ms | google-adk's read: events | summaries / calls, failed "
+        "turns | extra CPU <= 5% | p95 <= released + 5% |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in [r for r in rows if r["sessions"] == 1]:
+        ours, theirs = row.get("package"), row.get("released")
+        both = [r for r in (ours, theirs) if r and "error" not in r]
+        if len(both) < 2:
+            lines.append(
+                f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | "
+                f"{row['events']} | run failed | | | | | | | |"
+            )
+            continue
+        reads = per_compaction(ours)
+        check_cells = " | ".join(c.cell() for c in checks(row))
+        lines.append(
+            f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {row['events']} | "
+            f"{_p(ours, 50):.0f} / {_p(theirs, 50):.0f} | "
+            f"{_p(ours, 95):.0f} / {_p(theirs, 95):.0f} | "
+            f"{ours['cpu_s_per_turn'] * 1000:.0f} / "
+            f"{theirs['cpu_s_per_turn'] * 1000:.0f} | "
+            f"{reads['reads']:.1f}, {reads['events']:.0f}, {reads['ms']:.1f} | "
+            f"{_runner_events(theirs):.0f} | "
+            f"{ours['summaries']}/{ours['summarizer_calls']}, "
+            f"{ours['failed_turns']} + package; "
+            f"{theirs['summaries']}/{theirs['summarizer_calls']}, "
+            f"{theirs['failed_turns']} released | {check_cells} |"
+        )
+    flat = flatness([r for r in rows if r["sessions"] == 1])
+    if flat:
+        lines += ["", "Flat, not linear (extra CPU at the longest length):", *flat]
+    many = [r for r in rows if r["sessions"] > 1]
+    if many:
+        lines += ["", *many_sessions_table(many)]
+    return "\n".join(lines) + "\n"
+
+
+def many_checks(row: Dict[str, Any]) -> List[Check]:
+    """Throughput at least released's; p95 no later than released's + 5%."""
+    ours, theirs = row["package"], row["released"]
+    p95_ours, p95_theirs = _p(ours, 95), _p(theirs, 95)
+    return [
+        Check(
+            ours["turns_per_s"] >= theirs["turns_per_s"],
+            f"{ours['turns_per_s']:.2f} vs {theirs['turns_per_s']:.2f}",
+        ),
+        Check(
+            p95_ours <= p95_theirs * (1 + SHARE),
+            f"{p95_ours:.0f} vs {p95_theirs:.0f} ms",
+        ),
+    ]
+
+
+def many_sessions_table(rows: List[Dict[str, Any]]) -> List[str]:
+    """Many long sessions at once on one process (eager clients)."""
+    lines = [
+        "Many sessions at once, one process, eager clients (the next message at "
+        "the final reply; turn time to the final reply):",
+        "",
+        "| google-adk | session service | sessions x events | turns/s, + package "
+        "/ released | turn p95 (ms) | CPU per turn (ms) | package reads per "
+        "compaction: calls, events, ms | summaries / calls | failed turns | "
+        "throughput >= released | p95 <= released + 5% |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        ours, theirs = row.get("package"), row.get("released")
+        label = f"{row['sessions']} x {row['events']}"
+        if not ours or not theirs or "error" in ours or "error" in theirs:
+            lines.append(
+                f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {label} | "
+                "run failed | | | | | | | |"
+            )
+            continue
+        reads = per_compaction(ours)
+        lines.append(
+            f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {label} | "
+            f"{ours['turns_per_s']:.2f} / {theirs['turns_per_s']:.2f} | "
+            f"{_p(ours, 95):.0f} / {_p(theirs, 95):.0f} | "
+            f"{ours['cpu_s_per_turn'] * 1000:.0f} / "
+            f"{theirs['cpu_s_per_turn'] * 1000:.0f} | "
+            f"{reads['reads']:.1f}, {reads['events']:.0f}, {reads['ms']:.1f} | "
+            f"{ours['summaries']}/{ours['summarizer_calls']} / "
+            f"{theirs['summaries']}/{theirs['summarizer_calls']} | "
+            f"{ours['failed_turns']} / {theirs['failed_turns']} | "
+            + " | ".join(c.cell() for c in many_checks(row))
+            + " |"
+        )
+    return lines

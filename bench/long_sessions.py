@@ -1,0 +1,247 @@
+"""Long sessions: what a turn costs at hundreds and thousands of stored events.
+
+Run as ``python -m bench.long_sessions SPEC OUT`` in a release's bench venv,
+by ``bench.long_session_rows``, once per side (the parent sets
+``ADK_COMPACTION_BACKPORT_DISABLE`` for released). Per run (session
+service, length, sessions, client): a fresh database, each session prefilled
+through the service with ``length`` old events (a user message and a reply
+per invocation, then a summary of them all, as a session that compacted
+before looks), then ``turns`` turns per session with compaction on, the
+sessions at once (a sequential client reads each stream to its end; an eager
+one sends the next message at the final reply). Measured: each turn's wall
+time (to the final reply for an eager client); turns per second; the
+process's CPU time per turn (the event loop's busy time: the fake model and
+summarizer sleep without using any); every ``get_session`` the package makes
+and the runner makes, with the events it returned and its time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import traceback
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+PACKAGE = "adk_compaction_backport"
+SQLITE_SERVICE = "sqlite_service"
+PREFILLED_SUMMARY = "prefilled-summary"
+
+
+class CountedReads:
+    """Wraps ``service.get_session``: (events, seconds) of each call, by caller.
+
+    ``package``: calls made from the package's modules; ``runner``: the rest
+    (google-adk's own read at the start of every turn).
+    """
+
+    def __init__(self, service: Any) -> None:
+        self.package: List[List[float]] = []
+        self.runner: List[List[float]] = []
+        self.full_package_reads = 0  # package calls without ``after_timestamp``
+        self._get = service.get_session
+        service.get_session = self.get_session
+
+    async def get_session(self, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        started = time.perf_counter()
+        session = await self._get(**kwargs)
+        took = time.perf_counter() - started
+        events = len(session.events) if session is not None else 0
+        if caller.startswith(PACKAGE):
+            self.package.append([events, took])
+            config = kwargs.get("config")
+            self.full_package_reads += getattr(config, "after_timestamp", None) is None
+        else:
+            self.runner.append([events, took])
+        return session
+
+
+def plain_event(invocation: str, author: str, at: float, **fields: Any) -> Any:
+    from google.adk.events.event import Event
+    from google.genai import types
+
+    role = "user" if author == "user" else "model"
+    text = types.Content(role=role, parts=[types.Part(text=f"{invocation} {author}")])
+    return Event(
+        invocation_id=invocation, author=author, timestamp=at, content=text, **fields
+    )
+
+
+def summary_event(start: float, end: float, at: float, invocation: str) -> Any:
+    """A compaction event covering ``start``-``end``, stored at ``at``."""
+    from google.adk.events.event_actions import EventActions, EventCompaction
+    from google.genai import types
+
+    compaction = EventCompaction(
+        start_timestamp=start,
+        end_timestamp=end,
+        compacted_content=types.Content(role="model", parts=[types.Part(text="s")]),
+    )
+    return plain_event(
+        invocation, "user", at, actions=EventActions(compaction=compaction)
+    )
+
+
+async def prefill(service: Any, session: Any, events: int) -> None:
+    """Append ``events`` old events (an hour ago, a user message and a reply per
+    invocation) and a summary of them through ``service``, as a long session
+    that compacted before holds them."""
+    start = time.time() - 3600
+    for number in range(events // 2):
+        for offset, author in enumerate(("user", "assistant")):
+            at = start + number + offset / 2
+            await service.append_event(session, plain_event(f"old{number}", author, at))
+    first, last = session.events[0].timestamp, session.events[-1].timestamp
+    summary = summary_event(first, last, last + 0.1, PREFILLED_SUMMARY)
+    await service.append_event(session, summary)
+
+
+def _service(kind: str, url: str) -> Any:
+    from adk_compaction_backport.verify.urls import database_url
+
+    if kind == SQLITE_SERVICE:
+        from google.adk.sessions.sqlite_session_service import SqliteSessionService
+
+        return SqliteSessionService(db_path=url[len("sqlite:///") :])
+    from google.adk.sessions.database_session_service import DatabaseSessionService
+
+    return DatabaseSessionService(db_url=database_url(url))
+
+
+async def _read_to_the_end(stream: Any, failures: List[str]) -> None:
+    try:
+        async for _ in stream:
+            pass
+    except Exception as error:
+        failures.append(repr(error)[:200])
+
+
+async def _turns(
+    runner: Any, session_id: str, spec: Dict[str, Any], record: Dict[str, Any]
+) -> List[asyncio.Future]:
+    """One session's turns; an eager client sends the next message at the final
+    reply (a task reads the rest of the stream). Returns those tasks."""
+    from adk_compaction_backport.verify.scenario import USER_ID, message
+
+    eager, tails = spec.get("client") == "eager", []
+    for turn in range(1, spec["turns"] + 1):
+        started = time.perf_counter()
+        stream = runner.run_async(
+            user_id=USER_ID, session_id=session_id, new_message=message(0, turn)
+        )
+        try:
+            async for event in stream:
+                if eager and event.author != "user" and event.is_final_response():
+                    break
+        except Exception as error:
+            record["failures"].append(repr(error)[:200])
+            continue
+        finally:
+            record["turn_ms"].append((time.perf_counter() - started) * 1000)
+        if eager:
+            tails.append(
+                asyncio.ensure_future(_read_to_the_end(stream, record["failures"]))
+            )
+    return tails
+
+
+async def _sessions(spec: Dict[str, Any], kind: str, url: str, length: int) -> Dict:
+    """``spec["sessions"]`` sessions of ``length`` events, their turns at once."""
+    from google.adk.runners import Runner
+
+    import adk_compaction_backport as acb
+    from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
+    from adk_compaction_backport.verify.scenario import (
+        USER_ID,
+        let_background_work_finish,
+    )
+
+    w = spec["workload"]
+    control = SummarizerControl(delay=w["summarizer_delay"])
+    name = f"long_{uuid.uuid4().hex[:8]}"
+    app = make_app(
+        control,
+        interval=w["interval"],
+        overlap=w["overlap"],
+        reply_delay=w["reply_delay"],
+        name=name,
+    )
+    service = _service(kind, url)
+    runner = Runner(app=app, session_service=service)
+    ids = []
+    for _ in range(spec.get("sessions", 1)):
+        session = await service.create_session(app_name=name, user_id=USER_ID)
+        await prefill(service, session, length)
+        ids.append(session.id)
+    reads = CountedReads(service)
+    record: Dict[str, Any] = {"turn_ms": [], "failures": []}
+    cpu, wall = time.process_time(), time.perf_counter()
+    tails = await asyncio.gather(*(_turns(runner, i, spec, record) for i in ids))
+    await asyncio.gather(*(tail for group in tails for tail in group))
+    await acb.drain(timeout=120)
+    await let_background_work_finish(120)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    turns = spec["turns"] * len(ids)
+    summaries = 0
+    for session_id in ids:
+        stored = await reads._get(app_name=name, user_id=USER_ID, session_id=session_id)
+        summaries += sum(
+            getattr(e.actions, "compaction", None) is not None
+            and e.invocation_id != PREFILLED_SUMMARY
+            for e in stored.events
+        )
+    return {
+        "sessions": len(ids),
+        "client": spec.get("client", "sequential"),
+        "turn_ms": record["turn_ms"],
+        "turns_per_s": turns / wall,
+        "cpu_s_per_turn": cpu / turns,
+        "failed_turns": len(record["failures"]),
+        "failures": record["failures"][:5],
+        "summaries": summaries,
+        "summarizer_calls": control.calls,
+        "package_reads": reads.package,
+        "full_package_reads": reads.full_package_reads,
+        "runner_reads": reads.runner,
+    }
+
+
+def _measure(spec: Dict[str, Any], run: Dict[str, Any]) -> Dict[str, Any]:
+    from bench.databases import fresh_database
+
+    kind = run["kind"]
+    storage = "sqlite" if kind == SQLITE_SERVICE else kind
+    with fresh_database(storage, spec["postgres_url"]) as url:
+        return asyncio.run(_sessions({**spec, **run}, kind, url, run["events"]))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    spec_path, out_path = argv or sys.argv[1:]
+    spec = json.loads(Path(spec_path).read_text())
+    warnings.simplefilter("ignore")
+    import google.adk.runners  # noqa: F401 - the start-up hook patches here
+
+    import adk_compaction_backport as acb
+
+    runs: List[Dict[str, Any]] = []
+    for wanted in spec["runs"]:
+        run: Dict[str, Any] = dict(wanted)
+        try:
+            run.update(_measure(spec, wanted))
+        except Exception as error:
+            run["error"] = f"{error!r}"[:300]
+            traceback.print_exc()
+        runs.append(run)
+        print(f"bench: {wanted} done", file=sys.stderr, flush=True)
+    output = {"status": acb.status().as_dict(), "runs": runs}
+    Path(out_path).write_text(json.dumps(output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

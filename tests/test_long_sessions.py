@@ -1,0 +1,139 @@
+"""A long session's compaction reads what is new, never the whole history again.
+
+The session is prefilled through the real service with ``PREFILLED`` events
+(old turns and a summary of them, as a session that has compacted before
+looks), then turns run with compaction every two invocations. Every
+``get_session`` the package makes (before the summarizer call, before the
+summary's write, on a catch-up) is counted with the events it returned: each
+must return only what is new since the turn's read, while the guarantees hold
+as on a short session (every summary once, one summarizer call each, no failed
+turn).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adk_compaction_backport._catch_up import caught_up_with_summaries
+from adk_compaction_backport._compaction_events import compaction_of
+from adk_compaction_backport._incremental_reads import read_session
+from adk_compaction_backport.verify.scenario import USER_ID
+from harness import BACKPORT_ONLY, CLAIMED_ONLY, Conversation, background_work_done
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the bench
+from bench.long_sessions import (
+    PREFILLED_SUMMARY,
+    CountedReads,
+    plain_event,
+    prefill,
+    summary_event,
+)
+
+pytestmark = [pytest.mark.asyncio, CLAIMED_ONLY]
+
+PREFILLED = 1000
+TURNS = 6
+# The most events a read may return: the turns of this test and the summary
+# of the prefill, far below the session's length.
+FEW = 60
+
+
+def new_summaries(session: Any) -> int:
+    """Summaries stored by this test's turns (not the prefilled one)."""
+    summaries = [e for e in session.events if compaction_of(e) is not None]
+    return sum(e.invocation_id != PREFILLED_SUMMARY for e in summaries)
+
+
+@BACKPORT_ONLY
+async def test_compaction_of_a_long_session_reads_only_new_events(
+    database: Any,
+) -> None:
+    chat = await Conversation(database).start()
+    await prefill(chat.service, await chat.stored(), PREFILLED)
+    reads = CountedReads(chat.service)
+    for _ in range(TURNS):
+        await chat.client_turn()
+    await chat.finish()  # no turn failed
+    await background_work_done()
+
+    stored = await chat.stored()
+    assert len(stored.events) > PREFILLED
+    summaries = new_summaries(stored)
+    assert summaries == TURNS // 2
+    assert chat.control.calls == summaries  # one summarizer call per summary
+    # before every summary's write at least (and before its summarizer call
+    # on databases with a cross-process lock)
+    assert len(reads.package) >= summaries
+    assert reads.full_package_reads == 0
+    assert max(events for events, _ in reads.package) <= FEW, reads.package
+
+
+async def test_read_session_is_a_whole_read_where_storage_holds_the_turns_events(
+    database: Any,
+) -> None:
+    chat = await Conversation(database).start()
+    await prefill(chat.service, await chat.stored(), 200)
+    turn = await chat.stored()
+    await chat.turn()
+    await chat.turn()
+    whole = await chat.stored()
+    reads = CountedReads(chat.service)
+
+    read = await read_session(
+        chat.service, chat.app.name, USER_ID, chat.session_id, turn.events
+    )
+
+    assert [e.id for e in read.events] == [e.id for e in whole.events]
+    assert read.last_update_time == whole.last_update_time
+    assert reads.package and reads.package[0][0] <= FEW
+
+
+async def test_read_session_of_a_session_created_again_reads_it_whole(
+    database: Any,
+) -> None:
+    chat = await Conversation(database).start()
+    await chat.turn()
+    turn = await chat.stored()
+    await chat.service.delete_session(
+        app_name=chat.app.name, user_id=USER_ID, session_id=chat.session_id
+    )
+    await chat.start()
+    await chat.turn()
+    reads = CountedReads(chat.service)
+
+    read = await read_session(
+        chat.service, chat.app.name, USER_ID, chat.session_id, turn.events
+    )
+
+    now = await chat.stored()
+    assert [e.id for e in read.events] == [e.id for e in now.events]
+    assert not {e.id for e in turn.events} & {e.id for e in read.events}
+    assert len(reads.package) == 2  # the incremental read, then a whole one
+    assert reads.full_package_reads == 1
+
+
+async def test_catch_up_of_a_long_session_reads_only_the_new_summary(
+    database: Any,
+) -> None:
+    chat = await Conversation(database).start()
+    await prefill(chat.service, await chat.stored(), PREFILLED)
+    turn = await chat.stored()  # a turn's Session, behind the summary below
+    other = await chat.stored()
+    covered = (other.events[0].timestamp, other.events[-2].timestamp)
+    summary = summary_event(*covered, at=time.time(), invocation="late")
+    await chat.service.append_event(other, summary)
+    reads = CountedReads(chat.service)
+
+    assert await caught_up_with_summaries(chat.service, turn)
+
+    assert turn.events[-1].id == summary.id
+    assert len(turn.events) == PREFILLED + 2
+    assert len(reads.package) == 1 and reads.full_package_reads == 0
+    assert reads.package[0][0] <= FEW
+    # its next write is level with storage
+    await chat.service.append_event(turn, plain_event("next", "user", time.time()))
