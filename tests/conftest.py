@@ -113,6 +113,7 @@ EXTRA_KIND_MODULES = (
     "test_scenarios",
     "test_runner_writes",
     "test_token_threshold",
+    "test_workflow_nodes",
 )
 
 
