@@ -28,6 +28,7 @@ START_UP = (
         "google.adk.flows.llm_flows.contents",
         "google.adk.sessions.database_session_service",
         "google.adk.sessions.sqlite_session_service",
+        "google.adk.workflow._llm_agent_wrapper",
     ),
     "adk_compaction_backport._activation:ACTIVATION.on_module_loaded",
 )

@@ -114,6 +114,7 @@ EXTRA_KIND_MODULES = (
     "test_runner_writes",
     "test_token_threshold",
     "test_long_sessions",
+    "test_workflow_nodes",
 )
 
 

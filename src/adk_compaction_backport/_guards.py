@@ -169,6 +169,8 @@ _SQLITE = "google.adk.sessions.sqlite_session_service:"
 _COMPACT = "_run_compaction_for_sliding_window"
 _COMMON = "adk_compaction_backport.families._common:"
 _AWAITED = "adk_compaction_backport.families._awaited:"
+_NODES = "adk_compaction_backport.families._workflow_nodes:"
+_NODE_CONTEXT = "google.adk.workflow._llm_agent_wrapper:prepare_llm_agent_context"
 _V1_16 = "adk_compaction_backport.families.v1_16:"
 _DB = {"needs_extra": True}
 
@@ -464,6 +466,14 @@ FAMILIES: Tuple[Family, ...] = (
                 },
                 **_DB,
             ),
+            # A workflow node's summary moved storage on a copy of the
+            # parent's ``Session`` (google/adk-python#6691).
+            wraps(
+                _NODE_CONTEXT,
+                _NODES + "share_parent_session",
+                {"f1281748fb3d461e": "2.2.0", "5f876343542f7f20": "2.3.0-2.6.3"},
+                optional=True,  # no workflows in 1.x
+            ),
         ),
     ),
     # ``Runner._run_post_invocation_compaction`` discards a stale summary and
@@ -541,6 +551,18 @@ FAMILIES: Tuple[Family, ...] = (
                     "bf409758427858c6": "2.10.0-2.13.0",
                 },
                 **_DB,
+            ),
+            # 2.8 shares the parent's ``Session`` itself (google/adk-python#6697).
+            wraps(
+                _NODE_CONTEXT,
+                _NODES + "share_parent_session",
+                {
+                    "d6e156b97eb2c77f": "2.7.0-2.7.1",
+                    "055f2ab51706c0d0": "2.8.0-2.9.2",
+                    "cf532073ac3bfe10": "2.10.0-2.11.0",
+                    "8e3e440acd1c014c": "2.12.0-2.13.0",
+                },
+                variant=Variant("copied-node-session", "d6e156b97eb2c77f"),
             ),
         ),
     ),
