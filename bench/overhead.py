@@ -107,21 +107,23 @@ SITE_MAIN = (
     "print(time.process_time_ns() - started)"
 )
 HOOK_FILES = ("adk_compaction_backport.pth", "_adk_compaction_backport_hook.py")
-SITE_SIDES = {
-    "none": {},
-    "floor": {"floor.pth": "import os\n"},
-    "package": {name: (REPO / "src" / name).read_text() for name in HOOK_FILES},
-}
+FLOOR_PTH = "import os\n"  # the floor of any executable .pth line
+
+
+def _site_sides() -> Dict[str, Dict[str, str]]:
+    """What each side's site-packages holds: file name -> text."""
+    package = {name: (REPO / "src" / name).read_text() for name in HOOK_FILES}
+    return {"none": {}, "floor": {"floor.pth": FLOOR_PTH}, "package": package}
 
 
 def site_venvs(python: str, root: Path) -> Dict[str, Path]:
-    """One venv per side of ``SITE_SIDES``, compiled as installers do.
+    """One venv per side of ``_site_sides()``, compiled as installers do.
 
     pip, and uv with ``UV_COMPILE_BYTECODE`` (tox, the bench), write the
     ``.pyc`` at install; compiling with the venv's own Python does the same.
     """
     pythons = {}
-    for side, files in SITE_SIDES.items():
+    for side, files in _site_sides().items():
         venv = root / side
         subprocess.run(
             [
