@@ -11,6 +11,9 @@ from typing import Any, Dict, List, Optional
 
 STARTUP_LIMIT = 1.02  # ``python -c pass`` (issue #12)
 IMPORT_LIMIT = 1.02  # ``import google.adk.runners`` (issue #12)
+# The .pth hook's site.main() time over a .pth holding only ``import os``
+# (issue #22): the floor of any executable line, plus 0.3 ms.
+HOOK_OVER_FLOOR_LIMIT_S = 0.0003
 TURN_COST_LIMIT = 1.02
 LATENCY_SHARE = 0.05  # of the summarizer latency, over the no-compaction p95
 
