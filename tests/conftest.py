@@ -32,8 +32,7 @@ from _postgres import (
     driverless,
     on_ci,
 )
-from adk_compaction_backport.verify.databases import create_database, drop_database
-
+from devtools.databases import create_database, drop_database
 
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
