@@ -34,6 +34,11 @@ from _postgres import (
 )
 from devtools.databases import create_database, drop_database
 
+# harness.py's shared assertions report their operands like a test's own (the
+# test modules import it after this conftest).
+pytest.register_assert_rewrite("harness")
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """Driverless URL of a PostgreSQL maintenance database, for the session."""
