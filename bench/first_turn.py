@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from bench.overhead import OPT_OUT
-from bench.servers import launch, stop
+from devtools.api_server import launch, stop
 
 AGENT = "first_turn"
+READY_TIMEOUT = 300.0
 SIDES = ("package", "released")
 
 
@@ -41,10 +42,7 @@ def _service_uri(kind: str, folder: Path) -> str:
 
 def _one_server(spec: Dict[str, Any], kind: str, side: str) -> List[float]:
     """Turn latencies (ms) of one session on a server started for it alone."""
-    from adk_compaction_backport.verify.http_client import (
-        run_http_workload,
-        wait_until_ready,
-    )
+    from adk_compaction_backport.verify.http_client import run_http_workload
     from adk_compaction_backport.verify.scenario import Workload
     from adk_compaction_backport.verify.served_agent import write_agents_dir
 
@@ -65,19 +63,13 @@ def _one_server(spec: Dict[str, Any], kind: str, side: str) -> List[float]:
         if side == "released":
             os.environ[OPT_OUT] = "1"
         try:
-            server = launch(tmp, tmp / "agents", _service_uri(kind, tmp), 0)
+            server = launch(tmp, tmp / "agents", _service_uri(kind, tmp))
         finally:
             os.environ.pop(OPT_OUT, None)
         try:
-            wait_until_ready(server.base_url, 300, server.process)
-            workload = Workload(
-                sessions=1,
-                turns=spec["turns"],
-                interval=w["interval"],
-                overlap=w["overlap"],
-                summarizer_delay=w["summarizer_delay"],
-                reply_delay=w["reply_delay"],
-                client="sequential",
+            server.wait_until_ready(READY_TIMEOUT)
+            workload = Workload.from_mapping(
+                w, sessions=1, turns=spec["turns"], client="sequential"
             )
             report = asyncio.run(
                 run_http_workload(server.base_url, AGENT, workload, calls_file=calls)

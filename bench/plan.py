@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 PATCHES = REPO / "patches"
@@ -42,6 +42,24 @@ class WorkloadSpec:
 
     def as_dict(self) -> Dict[str, float]:
         return asdict(self)
+
+
+def warm_up_workload(workload: Mapping[str, Any]) -> Any:
+    """One quick untimed session that compacts once (lazy imports, the first
+    connections), on a spec's ``workload``; its figures are dropped.
+
+    Called in the side's interpreter, where the package is installed.
+    """
+    from adk_compaction_backport.verify.scenario import Workload
+
+    return Workload.from_mapping(
+        workload,
+        sessions=1,
+        turns=workload["interval"] + 1,
+        summarizer_delay=0.0,
+        reply_delay=0.0,
+        client="sequential",
+    )
 
 
 @dataclass(frozen=True)

@@ -123,17 +123,16 @@ def server_rows(release: str, side: str, output: Dict[str, Any]) -> List[Dict]:
     """One table row per (workers, client) of ``bench.servers``' output."""
     rows = []
     for run in output.get("runs", []):
-        row: Dict[str, Any] = {
-            "release": release,
-            "side": side,
-            "workers": run["workers"],
-            "client": run["client"],
-            "status": output.get("status"),
-            "log_errors": run.get("log_errors"),
-        }
-        if "error" in run:
-            row["error"] = run["error"]
-        else:
+        row = _row(
+            release,
+            side,
+            run,
+            "workers",
+            "client",
+            status=output.get("status"),
+            log_errors=run.get("log_errors"),
+        )
+        if "error" not in run:
             row["result"] = summarize(run["report"])
         rows.append(row)
     return rows
@@ -159,20 +158,23 @@ def configurations(release: str, side: str, output: Dict[str, Any]) -> List[Dict
     rows = []
     status = output.get("status")
     for run in output.get("runs", []):
-        row: Dict[str, Any] = {
-            "release": release,
-            "side": side,
-            "database": run["database"],
-            "client": run["client"],
-            "status": status,
-        }
-        if "error" in run:
-            row["error"] = run["error"]
-        else:
+        row = _row(release, side, run, "database", "client", status=status)
+        if "error" not in run:
             row["compaction"] = summarize(run["compaction"])
             row["baseline"] = summarize(run["baseline"])
         rows.append(row)
     return rows
+
+
+def _row(
+    release: str, side: str, run: Dict[str, Any], *keys: str, **more: Any
+) -> Dict[str, Any]:
+    """A table row without its figures: release, side, the run's ``keys``,
+    ``more``, and the run's error if it failed (then it has no figures)."""
+    row = {"release": release, "side": side, **{k: run[k] for k in keys}, **more}
+    if "error" in run:
+        row["error"] = run["error"]
+    return row
 
 
 def failed_side(

@@ -24,79 +24,19 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 import uuid
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-# A server log line that means something went wrong (warnings are allowed).
-BAD_LOG = re.compile(
-    r"Traceback|Task exception was never retrieved|Task was destroyed"
-    r"|\bERROR\b|\bCRITICAL\b|Exception in ASGI",
-    re.IGNORECASE,
-)
+from bench.plan import warm_up_workload
+from devtools.api_server import Server, launch, stop
+
 READY_TIMEOUT = 300.0  # two 1.18 servers importing at once on a busy 2 cores
-# Runtime detection that would turn google-adk's local storage off.
-CLOUD_MARKERS = ("K_SERVICE", "KUBERNETES_SERVICE_HOST", "ADK_DISABLE_LOCAL_STORAGE")
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    base_url: str
-    log: Path
-    process: subprocess.Popen
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def bad_lines(self) -> int:
-        if not self.log.exists():
-            return 0
-        text = self.log.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if BAD_LOG.search(line))
-
-
-def launch(tmp: Path, agents_dir: Path, session_service_uri: str, n: int) -> Server:
-    port = free_port()
-    args = [sys.executable, "-m", "google.adk.cli", "api_server"]
-    args += ["--host", "127.0.0.1", "--port", str(port)]
-    args += ["--session_service_uri", session_service_uri, str(agents_dir)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HOME=str(tmp))
-    for name in CLOUD_MARKERS:
-        env.pop(name, None)
-    log = tmp / f"server{n}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            args, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    return Server(f"http://127.0.0.1:{port}", log, process)
-
-
-def stop(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
 
 
 def _print_tails(servers: List[Server]) -> None:
@@ -112,7 +52,7 @@ def _row_agent(workers: int, client: str) -> str:
 def _workload(spec: Dict[str, Any], client: str) -> Any:
     from adk_compaction_backport.verify.scenario import Workload
 
-    return Workload(client=client, **spec["workload"])
+    return Workload.from_mapping(spec["workload"], client=client)
 
 
 def _run_row(
@@ -134,25 +74,13 @@ def _run_row(
 
 def _warm_up(servers: List[Server], spec: Dict[str, Any], agent: str) -> None:
     """One quick untimed session per server, compacting once."""
-    from adk_compaction_backport.verify.scenario import Workload
-
-    w = spec["workload"]
-    workload = Workload(
-        sessions=1,
-        turns=w["interval"] + 1,
-        interval=w["interval"],
-        overlap=w["overlap"],
-        summarizer_delay=0.0,
-        reply_delay=0.0,
-        client="sequential",
-    )
+    workload = warm_up_workload(spec["workload"])
     for server in servers:
         _run_row([server], agent, Path(os.devnull), workload)
 
 
 def run(spec: Dict[str, Any], tmp: Path, url: str) -> List[Dict[str, Any]]:
     """Every (workers, client) row on ``url``'s database."""
-    from adk_compaction_backport.verify.http_client import wait_until_ready
     from adk_compaction_backport.verify.served_agent import write_agents_dir
     from adk_compaction_backport.verify.urls import database_url
 
@@ -175,11 +103,12 @@ def run(spec: Dict[str, Any], tmp: Path, url: str) -> List[Dict[str, Any]]:
     results: List[Dict[str, Any]] = []
     try:
         for n in range(max(spec["workers"])):  # all import at once
-            servers.append(launch(tmp, agents_dir, database_url(url), n))
+            log_name = f"server{n}.log"
+            servers.append(launch(tmp, agents_dir, database_url(url), log_name))
         started = time.perf_counter()
         try:
             for server in servers:
-                wait_until_ready(server.base_url, READY_TIMEOUT, server.process)
+                server.wait_until_ready(READY_TIMEOUT)
         except Exception:
             _print_tails(servers)  # why one exited (or never answered)
             raise
@@ -239,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     spec_path, out_path = argv or sys.argv[1:]
     spec = json.loads(Path(spec_path).read_text())
     warnings.simplefilter("ignore")
-    from bench.databases import fresh_database
+    from devtools.databases import fresh_database
 
     output: Dict[str, Any] = {"status": None, "runs": []}
     with contextlib.ExitStack() as stack:

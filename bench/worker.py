@@ -22,6 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
+from bench.plan import warm_up_workload
+
 SQLITE_SERVICE = "sqlite_service"
 
 
@@ -34,32 +36,21 @@ def _status() -> Dict[str, Any]:
 def _one_workload(spec: Dict[str, Any], run: Dict[str, str], compaction: bool) -> Dict:
     from adk_compaction_backport.verify.scenario import Workload
 
-    workload = Workload(
-        client=run["client"], api="async", compaction=compaction, **spec["workload"]
+    workload = Workload.from_mapping(
+        spec["workload"], client=run["client"], api="async", compaction=compaction
     )
     return _on_fresh_database(spec, run["database"], workload)
 
 
 def _warm_up(spec: Dict[str, Any], database: str) -> None:
     """One quick untimed session that compacts once; its figures are dropped."""
-    from adk_compaction_backport.verify.scenario import Workload
-
-    interval = spec["workload"]["interval"]
-    workload = Workload(
-        sessions=1,
-        turns=interval + 1,
-        interval=interval,
-        overlap=spec["workload"]["overlap"],
-        summarizer_delay=0.0,
-        client="sequential",
-    )
-    _on_fresh_database(spec, database, workload)
+    _on_fresh_database(spec, database, warm_up_workload(spec["workload"]))
 
 
 def _on_fresh_database(spec: Dict[str, Any], database: str, workload: Any) -> Dict:
     from adk_compaction_backport.verify.scenario import run_workload
     from adk_compaction_backport.verify.urls import database_url
-    from bench.databases import fresh_database
+    from devtools.databases import fresh_database
 
     storage = "sqlite" if database == SQLITE_SERVICE else database
     with fresh_database(storage, spec["postgres_url"]) as url:

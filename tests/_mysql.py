@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from _postgres import free_port
+from devtools.ports import free_port
 
 URL_VARIABLE = "ADK_BACKPORT_MYSQL_URL"
 

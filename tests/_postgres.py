@@ -22,7 +22,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,8 +30,9 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from adk_compaction_backport.verify import databases
-from adk_compaction_backport.verify.databases import execute
+from devtools import databases
+from devtools.databases import execute
+from devtools.ports import free_port
 
 URL_VARIABLE = "ADK_BACKPORT_POSTGRES_URL"
 BINARY_GLOB = "/usr/lib/postgresql/*/bin"
@@ -82,13 +82,6 @@ def find_bindir() -> Optional[Path]:
         if (p / "initdb").exists() and (p / "pg_ctl").exists()
     ]
     return max(candidates, key=major) if candidates else None
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _service_user() -> Optional[pwd.struct_passwd]:
@@ -180,25 +173,21 @@ class ThrowawayCluster:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{done.stdout}\n{done.stderr}")
 
+    def _pg_ctl(
+        self, command: str, *options: str, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        """``pg_ctl COMMAND`` on this cluster's data directory."""
+        data = str(self.root / "data")
+        argv = (str(self.bindir / "pg_ctl"), "-D", data, *options, command)
+        return self._run(*argv, timeout=timeout)
+
     def _pg_ctl_start(self, last: bool) -> bool:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1"
             f" -c unix_socket_directories={self.root}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        done = self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.root / "data"),
-            "-l",
-            str(self.root / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+        done = self._pg_ctl("start", *self._logged(), "-o", options, "-w", "-t", "60")
         if done.returncode == 0:
             return True
         if last:
@@ -207,37 +196,20 @@ class ThrowawayCluster:
         time.sleep(0.5)
         return False
 
+    def _logged(self) -> Sequence[str]:
+        """pg_ctl's option that sends the server's output to ``server.log``."""
+        return ("-l", str(self.root / "server.log"))
+
     def restart(self) -> None:
         """Restart the server (fast shutdown): every client connection is dropped."""
-        done = self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.root / "data"),
-            "-l",
-            str(self.root / "server.log"),
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        )
+        done = self._pg_ctl("restart", *self._logged(), "-m", "fast", "-w", "-t", "60")
         if done.returncode != 0:
             raise RuntimeError(f"pg_ctl restart failed:\n{done.stderr}")
 
     def stop(self) -> None:
         """Stop the server (fast, no checkpoint) and delete every file of it."""
         if (self.root / "data" / "postmaster.pid").exists():
-            self._run(
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.root / "data"),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-                timeout=60,
-            )
+            self._pg_ctl("stop", "-m", "immediate", "-w", timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

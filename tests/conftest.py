@@ -32,7 +32,11 @@ from _postgres import (
     driverless,
     on_ci,
 )
-from adk_compaction_backport.verify.databases import create_database, drop_database
+from devtools.databases import create_database, drop_database
+
+# harness.py's shared assertions report their operands like a test's own (the
+# test modules import it after this conftest).
+pytest.register_assert_rewrite("harness")
 
 
 @pytest.fixture(scope="session")

@@ -220,6 +220,10 @@ class Conversation:
             )
         )
 
+    def last_prompt(self) -> List[str]:
+        """What the agent's model was shown in the latest turn, line by line."""
+        return self.app.root_agent.model.transcript[-1]
+
     async def stored(self) -> Any:
         return await self.service.get_session(
             app_name=self.app.name, user_id=USER_ID, session_id=self.session_id
@@ -243,6 +247,17 @@ class Conversation:
 async def _read_to_the_end(stream: Any) -> None:
     async for _ in stream:
         pass
+
+
+def assert_late_summary_in_place(shown: List[str]) -> None:
+    """Turn 4's prompt after summary #1 (of turns 1-2) landed behind turn 3:
+    the summary stands where turns 1-2 were, before turn 3 and its reply."""
+    context = "\n".join(shown)
+    assert "summary #1" in context
+    assert "s0 turn 1" not in context  # replaced by the summary
+    assert context.index("summary #1") < context.index("s0 turn 3")
+    assert "reply to s0 turn 3" in shown  # not swallowed by the late summary
+    assert shown[-1] == "s0 turn 4"
 
 
 async def background_work_done(timeout: float = 60) -> None:

@@ -20,26 +20,22 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional
 
 import pytest
 from packaging.version import Version
 
-from _postgres import free_port
 from adk_compaction_backport._activation import installed_adk_version
-from adk_compaction_backport.verify.databases import create_database, drop_database
-from adk_compaction_backport.verify.http_client import (
-    run_http_workload,
-    wait_until_ready,
-)
+from adk_compaction_backport.verify.http_client import run_http_workload
 from adk_compaction_backport.verify.scenario import Report, Workload
 from adk_compaction_backport.verify.served_agent import write_agents_dir
 from adk_compaction_backport.verify.urls import database_url
+from devtools import api_server
+from devtools.api_server import Server, stop
+from devtools.databases import create_database, drop_database
 
 ADK = Version(installed_adk_version() or "0")
 AGENT = "served_compaction"
@@ -49,13 +45,17 @@ REPLY_DELAY = 0.05
 # get_fast_api_app keeps sessions in <agent>/.adk/session.db by default from
 # 1.21.0 (read from the wheels: 1.20.0 still builds InMemorySessionService).
 LOCAL_STORAGE_DEFAULT = Version("1.21.0") <= ADK
-# A server log line that means something went wrong. Warnings are allowed:
-# google-adk logs some for experimental features.
-BAD_LOG = re.compile(
-    r"Traceback|Task exception was never retrieved|Task was destroyed"
-    r"|\bERROR\b|\bCRITICAL\b|Exception in ASGI|stale",
-    re.IGNORECASE,
+WORKLOAD = dict(
+    sessions=SESSIONS,
+    turns=TURNS,
+    interval=INTERVAL,
+    overlap=OVERLAP,
+    summarizer_delay=SUMMARIZER_DELAY,
+    reply_delay=REPLY_DELAY,
 )
+READY_TIMEOUT = 180.0
+# The launcher's "something went wrong" lines, and a stale session error.
+BAD_LOG = re.compile(api_server.BAD_LOG.pattern + "|stale", re.IGNORECASE)
 
 pytestmark = [
     pytest.mark.api_server,
@@ -65,28 +65,10 @@ pytestmark = [
 ]
 
 
-@dataclass
-class Server:
-    base_url: str
-    agents_dir: Path
-    log: Path
-    calls_file: Path
-    process: subprocess.Popen
-
-    def log_since(self, offset: int) -> str:
-        with open(self.log, "rb") as log:
-            log.seek(offset)
-            return log.read().decode("utf-8", "replace")
-
-    def log_size(self) -> int:
-        return self.log.stat().st_size
-
-
 def _start(
-    tmp: Path, session_service_uri: Optional[str], log_name: str = "server.log"
+    tmp: Path, service_uri: Optional[str], log_name: str = "server.log"
 ) -> Server:
     agents_dir = tmp / "agents"
-    calls_file = tmp / "summarizer_calls.txt"
     write_agents_dir(
         agents_dir,
         AGENT,
@@ -94,41 +76,14 @@ def _start(
         overlap=OVERLAP,
         summarizer_delay=SUMMARIZER_DELAY,
         reply_delay=REPLY_DELAY,
-        calls_file=calls_file,
+        calls_file=_calls_file(agents_dir),
     )
-    port = free_port()
-    args = [sys.executable, "-m", "google.adk.cli", "api_server"]
-    args += ["--host", "127.0.0.1", "--port", str(port)]
-    if session_service_uri:
-        args += ["--session_service_uri", session_service_uri]
-    args.append(str(agents_dir))
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HOME=str(tmp))
-    # Runtime detection that would turn local storage off (service_factory).
-    for name in ("K_SERVICE", "KUBERNETES_SERVICE_HOST", "ADK_DISABLE_LOCAL_STORAGE"):
-        env.pop(name, None)
-    log = tmp / log_name
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            args, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(f"http://127.0.0.1:{port}", agents_dir, log, calls_file, process)
-    try:
-        wait_until_ready(server.base_url, timeout=180, process=process)
-    except Exception:
-        _stop(server)
-        log = server.log_since(0)[-3000:]
-        raise RuntimeError(f"server did not start:\n{log}") from None
-    return server
+    return api_server.start(tmp, agents_dir, service_uri, READY_TIMEOUT, log_name)
 
 
-def _stop(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+def _calls_file(agents_dir: Path) -> Path:
+    """The summarizer-calls file of the agents written beside it."""
+    return agents_dir.parent / "summarizer_calls.txt"
 
 
 @pytest.fixture(scope="module", params=["default", "postgresql"])
@@ -142,7 +97,7 @@ def server(
         try:
             yield started
         finally:
-            _stop(started)
+            stop(started)
         return
     server_url = request.getfixturevalue("postgres_server_url")
     db_url = create_database(server_url)
@@ -151,7 +106,7 @@ def server(
         try:
             yield started
         finally:
-            _stop(started)
+            stop(started)
     finally:
         drop_database(server_url, db_url)
 
@@ -161,21 +116,12 @@ def _bad_lines(text: str) -> List[str]:
 
 
 def _run(server: Server, client: str, *others: Server) -> Report:
-    workload = Workload(
-        sessions=SESSIONS,
-        turns=TURNS,
-        interval=INTERVAL,
-        overlap=OVERLAP,
-        summarizer_delay=SUMMARIZER_DELAY,
-        reply_delay=REPLY_DELAY,
-        client=client,
-    )
     return asyncio.run(
         run_http_workload(
             server.base_url,
             AGENT,
-            workload,
-            calls_file=server.calls_file,
+            Workload.from_mapping(WORKLOAD, client=client),
+            calls_file=_calls_file(server.agents_dir),
             also=[other.base_url for other in others],
         )
     )
@@ -266,7 +212,7 @@ def two_servers(
         yield started
     finally:
         for server in started:
-            _stop(server)
+            stop(server)
         drop_database(postgres_server_url, db_url)
 
 

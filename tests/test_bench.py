@@ -56,11 +56,24 @@ def test_tiny_bench_writes_its_tables(tmp_path: Path) -> None:
     assert "## Overheads" in table
 
 
-def test_workers_table_puts_each_two_worker_row_under_its_one_worker_row(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_every_knob_of_the_bench_workload_reaches_the_scenario() -> None:
+    """``Workload.from_mapping`` skips keys that are not fields: a knob of
+    ``WorkloadSpec`` the scenario does not know would vanish silently."""
+    from adk_compaction_backport.verify.scenario import Workload
+    from bench.plan import WorkloadSpec, warm_up_workload
+
+    spec = WorkloadSpec(sessions=5, turns=9, interval=3, overlap=2, reply_delay=0.2)
+    workload = Workload.from_mapping({**spec.as_dict(), "workers": [1]}, client="x")
+    assert {k: getattr(workload, k) for k in spec.as_dict()} == spec.as_dict()
+    assert workload.client == "x"
+    warm = warm_up_workload(spec.as_dict())
+    assert (warm.sessions, warm.turns, warm.interval, warm.overlap) == (1, 4, 3, 2)
+    assert (warm.summarizer_delay, warm.reply_delay) == (0, 0)
+    assert warm.client == "sequential"
+
+
+def test_workers_table_puts_each_two_worker_row_under_its_one_worker_row() -> None:
     """``--workers``' table from made-up rows (no server is started here)."""
-    monkeypatch.syspath_prepend(str(REPO))
     from bench import report
 
     def row(side: str, workers: int, stored: int, calls: int) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from packaging.version import Version
 from adk_compaction_backport import __version__
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._guards import family_for
+from devtools.ports import free_port
 
 FAMILY = family_for(installed_adk_version())
 CLAIMED = FAMILY is not None
@@ -232,20 +232,12 @@ def test_verify_writes_an_agent_a_server_can_load(tmp_path):
 
 @pytest.mark.interpreters
 def test_verify_server_says_when_nothing_answers():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again before the command runs
+    port = free_port()  # nothing listens there
     done = run_module("verify", "--server", f"http://127.0.0.1:{port}")
     assert done.returncode == 2, done.stdout + done.stderr
     waiting, failed = done.stderr.strip().splitlines()
     assert waiting.startswith("waiting up to 10 s for an ADK server at http://")
     assert failed.startswith(f"cannot reach an ADK server at http://127.0.0.1:{port}")
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again before the command runs
 
 
 claimed_only = pytest.mark.skipif(
@@ -256,7 +248,7 @@ claimed_only = pytest.mark.skipif(
 @pytest.mark.interpreters
 @claimed_only
 def test_an_unreachable_database_is_a_setup_problem():
-    url = f"postgresql://postgres:secret@127.0.0.1:{_closed_port()}/postgres"
+    url = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/postgres"
     line = one_line_setup_problem(run_module("verify", "--db-url", url, *SMALL))
     assert "cannot reach the database server at 127.0.0.1" in line
     assert "secret" not in line  # the password is not printed
@@ -266,7 +258,7 @@ def test_an_unreachable_database_is_a_setup_problem():
 @pytest.mark.interpreters
 @claimed_only
 def test_a_missing_database_is_a_setup_problem(postgres_server_url):
-    from adk_compaction_backport.verify.databases import with_database
+    from devtools.databases import with_database
 
     url = with_database(postgres_server_url, "no_such_database_here")
     line = one_line_setup_problem(run_module("verify", "--db-url", url, *SMALL))
@@ -302,7 +294,7 @@ def test_a_malformed_url_is_a_setup_problem(url):
         ),
         pytest.param(
             "asyncpg" if ASYNC_ENGINE else "psycopg2",
-            f"postgresql://postgres@127.0.0.1:{_closed_port()}/db",
+            f"postgresql://postgres@127.0.0.1:{free_port()}/db",
             f"pip install '{'asyncpg' if ASYNC_ENGINE else 'psycopg2-binary'}'",
             id="postgresql-driver",
         ),

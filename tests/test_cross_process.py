@@ -41,9 +41,9 @@ from adk_compaction_backport.verify.analysis import (
     expected_ranges,
     inspect_session,
 )
-from adk_compaction_backport.verify.databases import create_database, drop_database
 from adk_compaction_backport.verify.fake_model import APP_NAME
 from adk_compaction_backport.verify.scenario import USER_ID
+from devtools.databases import create_database, drop_database
 from harness import BACKPORT_ONLY, engine_url
 
 pytestmark = [pytest.mark.multiprocess, BACKPORT_ONLY]

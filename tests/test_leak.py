@@ -51,7 +51,7 @@ def summaries_in(session: Any) -> List[str]:
 
 
 def last_prompt(chat: Conversation) -> str:
-    return "\n".join(chat.app.root_agent.model.transcript[-1])
+    return "\n".join(chat.last_prompt())
 
 
 def dropped_warnings(caplog: pytest.LogCaptureFixture, session_id: str) -> List[str]:

@@ -18,13 +18,13 @@ from sqlalchemy.engine import make_url
 
 from _holders import Holder
 from _lock_holder import storage
-from _postgres import free_port
 from adk_compaction_backport._process_locks import (
     CROSS_PROCESS_VARIABLE,
     claimed_elsewhere,
     session_lock,
     turn_claim,
 )
+from devtools.ports import free_port
 
 pytestmark = pytest.mark.multiprocess
 

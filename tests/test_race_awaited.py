@@ -29,6 +29,7 @@ from harness import (
     KEEPS_EACH_SUMMARY,
     OTHER_FAMILY,
     Conversation,
+    assert_late_summary_in_place,
     background_work_done,
     fix_under_test,
     service_class,
@@ -306,13 +307,7 @@ async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(databa
     await background_work_done()
     await chat.turn()
 
-    shown = chat.app.root_agent.model.transcript[-1]
-    context = "\n".join(shown)
-    assert "summary #1" in context
-    assert "s0 turn 1" not in context  # replaced by the summary
-    assert context.index("summary #1") < context.index("s0 turn 3")
-    assert "reply to s0 turn 3" in shown  # not swallowed by the late summary
-    assert shown[-1] == "s0 turn 4"
+    assert_late_summary_in_place(chat.last_prompt())
 
 
 @upstream_detects_conflicts

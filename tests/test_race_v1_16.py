@@ -17,7 +17,13 @@ from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._coordinator import COORDINATOR
 from adk_compaction_backport._guards import family_for
 from adk_compaction_backport.verify.scenario import USER_ID
-from harness import OTHER_FAMILY, Conversation, background_work_done, fix_under_test
+from harness import (
+    OTHER_FAMILY,
+    Conversation,
+    assert_late_summary_in_place,
+    background_work_done,
+    fix_under_test,
+)
 
 pytestmark = pytest.mark.skipif(
     getattr(family_for(installed_adk_version()), "name", None) != "1.16",
@@ -244,10 +250,4 @@ async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(databa
     await background_work_done()
     await chat.turn()
 
-    shown = chat.app.root_agent.model.transcript[-1]
-    context = "\n".join(shown)
-    assert "summary #1" in context
-    assert "s0 turn 1" not in context  # replaced by the summary
-    assert context.index("summary #1") < context.index("s0 turn 3")
-    assert "reply to s0 turn 3" in shown  # not swallowed by the late summary
-    assert shown[-1] == "s0 turn 4"
+    assert_late_summary_in_place(chat.last_prompt())

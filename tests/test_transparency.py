@@ -10,7 +10,7 @@ them passing through (``_patching.set_active(False)``), and compares.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Tuple
+from typing import Any, Awaitable, Callable, Tuple
 
 import pytest
 from google.adk.events.event import Event
@@ -81,13 +81,23 @@ async def _direct_compaction(database: Any, session_id: str) -> Tuple[int, ...]:
     )
 
 
+async def _with_package_then_released(
+    stage: Callable[[Any, str], Awaitable[Any]], database: Any, monkeypatch: Any
+) -> Tuple[Any, Any]:
+    """What ``stage`` gives with the package's wrappers, then with them off
+    (``_patching._active``: google-adk's originals run)."""
+    with_package = await stage(database, "with-package")
+    monkeypatch.setattr(_patching, "_active", False)
+    return with_package, await stage(database, "released")
+
+
 @pytest.mark.asyncio
 async def test_a_direct_compaction_call_yields_and_writes_what_upstreams_does(
     database, monkeypatch
 ):
-    with_package = await _direct_compaction(database, "with-package")
-    monkeypatch.setattr(_patching, "_active", False)
-    released = await _direct_compaction(database, "released")
+    with_package, released = await _with_package_then_released(
+        _direct_compaction, database, monkeypatch
+    )
 
     assert with_package == released
     assert with_package[0] == 1  # the summarizer did run
@@ -128,8 +138,8 @@ async def _append_through_an_outdated_session(database: Any, session_id: str) ->
 async def test_a_direct_append_through_an_outdated_session_is_upstreams(
     database, monkeypatch
 ):
-    with_package = await _append_through_an_outdated_session(database, "with-package")
-    monkeypatch.setattr(_patching, "_active", False)
-    released = await _append_through_an_outdated_session(database, "released")
+    with_package, released = await _with_package_then_released(
+        _append_through_an_outdated_session, database, monkeypatch
+    )
 
     assert with_package == released

@@ -48,16 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         acb.apply()  # a no-op when the start-up hook already did it
     from adk_compaction_backport.verify.scenario import Workload, run_workload
 
-    workload = Workload(
-        sessions=args.sessions,
-        turns=args.turns,
-        interval=args.interval,
-        overlap=args.overlap,
-        summarizer_delay=args.summarizer_delay,
-        reply_delay=args.reply_delay,
-        client=args.client,
-        api=args.api,
-    )
+    workload = Workload.from_mapping(vars(args))
     with tempfile.TemporaryDirectory(prefix="adk-compaction-verify-") as tmp:
         # With --db-url: the service `adk web --session_service_uri` would pick.
         service = verify_service(args.db_url, tmp)

@@ -192,7 +192,7 @@ def verify_server(
             run_http_workload(
                 base_url,
                 agent,
-                Workload(client=client, **workload),
+                Workload.from_mapping(workload, client=client),
                 user_id=user_id,
             )
         )

@@ -20,8 +20,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, List, Optional, Set
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, List, Mapping, Optional, Set
 
 from google.adk.runners import Runner
 from google.genai import types
@@ -48,6 +48,18 @@ class Workload:
     api: str = "async"
     compaction: bool = True
     """False: the same app without ``events_compaction_config`` (a baseline)."""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], **changes: Any) -> Workload:
+        """The workload ``values`` names (other keys ignored), then ``changes``.
+
+        One way for the command line (``vars(args)``), the benchmark's specs
+        and the tests: a key that is not a field (``db_url``, ``workers``) is
+        someone else's, and a field ``values`` omits keeps its default.
+        """
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in values.items() if k in names}
+        return cls(**{**known, **changes})
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL databases, for the tests and the benchmark alike.
+"""Throwaway databases, for the tests and the benchmark alike.
 
 CREATE and DROP DATABASE run outside a transaction: through psycopg2 when it
 is installed, else through ``psql``.
@@ -6,9 +6,13 @@ is installed, else through ``psql``.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import tempfile
 import uuid
+from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -61,3 +65,20 @@ def drop_database(server_url: str, db_url: str) -> None:
     """Drop a database made by :func:`create_database`, kicking out clients."""
     name = urlsplit(db_url).path.lstrip("/")
     execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, postgres_url: str) -> Iterator[str]:
+    """Yield a driverless URL of an empty database, ``sqlite`` (a new file) or
+    ``postgresql`` (a new database on ``postgres_url``'s server); remove it
+    afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="adk-bench-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'sessions.db'}"
+        return
+    server = driverless(postgres_url)
+    url = create_database(server, prefix="adk_bench_")
+    try:
+        yield url
+    finally:
+        drop_database(server, url)
