@@ -9,15 +9,12 @@ process included), and the later turns' medians for scale.
 from __future__ import annotations
 
 import sys
-from importlib import metadata
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bench.envs import Envs
 from bench.first_turn import SIDES
 from bench.plan import Plan
 from bench.report import run_line
-from bench.runner import run_module
+from bench.runner import package_pythons, run_module
 from bench.stats import percentile
 from bench.targets import LATENCY_SHARE, Check
 
@@ -40,11 +37,8 @@ def _kinds(release: str) -> List[str]:
 
 def run(plan: Plan, rounds: int) -> List[Dict[str, Any]]:
     """One row per (release, session service), or one with an ``error``."""
-    envs = None if plan.here else Envs(plan.cache, plan.venv_python)
-    releases = [metadata.version("google-adk")] if plan.here else plan.releases
     rows: List[Dict[str, Any]] = []
-    for release in releases:
-        python = Path(sys.executable) if envs is None else envs.package(release)
+    for release, python in package_pythons(plan):
         spec = {
             "workload": plan.workload.as_dict(),
             "rounds": rounds,

@@ -15,14 +15,11 @@ throughput at least released's, p95 within 5% of released's).
 from __future__ import annotations
 
 import sys
-from importlib import metadata
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bench.envs import Envs
 from bench.plan import Plan
 from bench.report import run_line
-from bench.runner import run_module
+from bench.runner import package_pythons, run_module
 from bench.stats import percentile
 from bench.targets import Check
 
@@ -75,11 +72,8 @@ def run(
     plan: Plan, lengths: List[int], turns: int, many: Optional[List[int]] = None
 ) -> List[Dict[str, Any]]:
     """One row per run and release (both sides in it), or one with an ``error``."""
-    envs = None if plan.here else Envs(plan.cache, plan.venv_python)
-    releases = [metadata.version("google-adk")] if plan.here else plan.releases
     rows: List[Dict[str, Any]] = []
-    for release in releases:
-        python = Path(sys.executable) if envs is None else envs.package(release)
+    for release, python in package_pythons(plan):
         spec = {
             "workload": plan.workload.as_dict(),
             "postgres_url": plan.postgres_url,

@@ -8,14 +8,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from bench.envs import Envs
 from bench.metrics import summarize
 from bench.overhead import OPT_OUT
 from bench.plan import LOCK_OFF, REPO, Plan
 
 CROSS_PROCESS = "ADK_COMPACTION_BACKPORT_CROSS_PROCESS"
+
+
+def package_pythons(plan: Plan) -> Iterator[Tuple[str, Path]]:
+    """Each release of the plan with the interpreter that has it and the package
+    (``--here``: the installed release and this interpreter)."""
+    if plan.here:
+        yield metadata.version("google-adk"), Path(sys.executable)
+        return
+    envs = Envs(plan.cache, plan.venv_python)
+    for release in plan.releases:
+        yield release, envs.package(release)
 
 
 def _worker_env(side: str) -> Dict[str, str]:

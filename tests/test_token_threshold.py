@@ -47,14 +47,21 @@ def token_app(chat: Conversation) -> App:
         instruction="Answer briefly.",
         output_key="last_reply",
     )
-    config = EventsCompactionConfig(
+    return App(
+        name=APP_NAME, root_agent=agent, events_compaction_config=tokens_only(chat)
+    )
+
+
+def tokens_only(chat: Conversation) -> EventsCompactionConfig:
+    """Compaction by tokens only (a 1-token threshold; the sliding window of
+    100 invocations never fills), summarized by the chat's gated model."""
+    return EventsCompactionConfig(
         summarizer=LlmEventSummarizer(llm=SummaryModel(control=chat.control)),
         compaction_interval=100,
         overlap_size=0,
         token_threshold=1,
         event_retention_size=1,
     )
-    return App(name=APP_NAME, root_agent=agent, events_compaction_config=config)
 
 
 async def token_conversation(database: Any) -> Conversation:

@@ -14,17 +14,17 @@ from typing import Any, List
 
 import pytest
 from google.adk.agents import LlmAgent
-from google.adk.apps.app import App, EventsCompactionConfig
-from google.adk.apps.llm_event_summarizer import LlmEventSummarizer
+from google.adk.apps.app import App
 from google.adk.runners import Runner
 from packaging.version import Version
 
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._compaction_events import compaction_of
-from adk_compaction_backport.verify.fake_model import APP_NAME, EchoModel, SummaryModel
+from adk_compaction_backport.verify.fake_model import APP_NAME, EchoModel
 from harness import CLAIMED_ONLY, Conversation, background_work_done
 from test_race_awaited import race_where
 from test_runner_writes import watched_conversation
+from test_token_threshold import tokens_only
 
 pytestmark = [
     CLAIMED_ONLY,
@@ -50,14 +50,9 @@ def workflow_app(chat: Conversation) -> App:
     from google.adk.workflow import START, Workflow
 
     pipeline = Workflow(name="pipeline", edges=[(START, node("first"), node("second"))])
-    config = EventsCompactionConfig(
-        summarizer=LlmEventSummarizer(llm=SummaryModel(control=chat.control)),
-        compaction_interval=100,
-        overlap_size=0,
-        token_threshold=1,
-        event_retention_size=1,
+    return App(
+        name=APP_NAME, root_agent=pipeline, events_compaction_config=tokens_only(chat)
     )
-    return App(name=APP_NAME, root_agent=pipeline, events_compaction_config=config)
 
 
 def ranges(events: List[Any]) -> List[tuple]:
