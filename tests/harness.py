@@ -148,6 +148,7 @@ class Conversation:
         self.session_id = session_id
         self.turns = 0
         self.tails: List[asyncio.Future] = []  # the ends of client_turn streams
+        self.last_invocation_id: Optional[str] = None  # of the last eager turn
 
     async def start(self) -> Conversation:
         await self.service.create_session(
@@ -173,6 +174,7 @@ class Conversation:
         stream = self.stream()
         async for event in stream:
             if event.author != "user" and event.is_final_response():
+                self.last_invocation_id = event.invocation_id
                 break
         return asyncio.ensure_future(_read_to_the_end(stream))
 
