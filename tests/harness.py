@@ -131,6 +131,26 @@ class GatedEchoModel(EchoModel):
             yield response
 
 
+class CountingEchoModel(EchoModel):
+    """Reports as many prompt tokens as the request has contents, so a
+    ``token_threshold`` is crossed as a conversation grows, not at once."""
+
+    async def generate_content_async(
+        self, llm_request: Any, stream: bool = False
+    ) -> AsyncGenerator[Any, None]:
+        async for response in super().generate_content_async(llm_request, stream):
+            response.usage_metadata.prompt_token_count = len(llm_request.contents or [])
+            yield response
+
+
+def with_token_threshold(app: Any, threshold: int, retention: int) -> Any:
+    """``app`` (sliding window) compacting by tokens too, on a counting model."""
+    app.root_agent.model = CountingEchoModel()
+    app.events_compaction_config.token_threshold = threshold
+    app.events_compaction_config.event_retention_size = retention
+    return app
+
+
 class Conversation:
     """One session of the verify app, with turns the test runs explicitly."""
 

@@ -25,6 +25,7 @@ instead of the fixed default ones; a failure names its seed and schedule.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
@@ -32,21 +33,31 @@ import random
 import re
 from collections import Counter
 from types import SimpleNamespace
-from typing import Any, AsyncGenerator, Dict, List, Set
+from typing import Any, Dict, List, Set, Tuple
 
 import pytest
 from google.adk.apps import compaction
 from google.adk.runners import Runner
 from packaging.version import Version
 
+from _workers import Worker
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport._rewinds import live_events, rewound_before
 from adk_compaction_backport.verify.analysis import inspect_session
-from adk_compaction_backport.verify.fake_model import EchoModel, SummarizerControl
+from adk_compaction_backport.verify.fake_model import APP_NAME, SummarizerControl
 from adk_compaction_backport.verify.scenario import USER_ID
-from harness import CLAIMED_ONLY, KEEPS_EACH_SUMMARY, Conversation, background_work_done
+from harness import (
+    CLAIMED_ONLY,
+    KEEPS_EACH_SUMMARY,
+    Conversation,
+    background_work_done,
+    engine_url,
+    session_service,
+    with_token_threshold,
+)
 from test_leak import dropped_warnings, summaries_in
+from test_multiprocess import started  # noqa: F401 (a fixture: two workers)
 
 pytestmark = [
     CLAIMED_ONLY,
@@ -85,17 +96,6 @@ def seeds() -> List[int]:
     return [int(seed) for seed in chosen.split(",") if seed.strip()]
 
 
-class CountingEchoModel(EchoModel):
-    """Reports as many prompt tokens as the request has contents."""
-
-    async def generate_content_async(
-        self, llm_request: Any, stream: bool = False
-    ) -> AsyncGenerator[Any, None]:
-        async for response in super().generate_content_async(llm_request, stream):
-            response.usage_metadata.prompt_token_count = len(llm_request.contents or [])
-            yield response
-
-
 class ScheduledChat(Conversation):
     """A session of the schedule; remembers which turns were undone and which
     prompts came after each undo."""
@@ -103,10 +103,7 @@ class ScheduledChat(Conversation):
     def __init__(self, database: Any, number: int, tokens: bool) -> None:
         super().__init__(database, SummarizerControl(echo=True), f"schedule-{number}")
         if tokens:
-            self.app.root_agent.model = CountingEchoModel()
-            config = self.app.events_compaction_config
-            config.token_threshold = TOKEN_THRESHOLD
-            config.event_retention_size = RETENTION
+            with_token_threshold(self.app, TOKEN_THRESHOLD, RETENTION)
         self.undone: Dict[int, int] = {}  # turn -> prompts the model had seen by then
 
     @property
@@ -136,8 +133,9 @@ def user_messages(events: List[Any]) -> List[str]:
     ]
 
 
-def quotes(text: str, turns: Set[int]) -> List[int]:
-    return [n for n in turns if re.search(rf"\bs0 turn {n}\b", text)]
+def quotes(text: str, turns: Set[int], session: int = 0) -> List[int]:
+    """Which of the session's ``turns`` ``text`` shows (``message()``'s words)."""
+    return [n for n in sorted(turns) if re.search(rf"\bs{session} turn {n}\b", text)]
 
 
 async def check(chat: ScheduledChat, tokens: bool, caplog: Any) -> List[str]:
@@ -176,12 +174,18 @@ async def check(chat: ScheduledChat, tokens: bool, caplog: Any) -> List[str]:
     return leaks
 
 
-def schedule(seed: int) -> List[tuple]:
-    """(session, step kind) pairs; every session starts with a plain turn."""
+def schedule(seed: int, processes: int = 1) -> List[Tuple[int, str, int, int]]:
+    """(session, step kind, process of the turn, process of the undo's rewind);
+    every session starts with a plain turn."""
     pick = random.Random(seed)
-    steps = [(n, "turn") for n in range(SESSIONS)]
+    steps = [(n, "turn", n % processes, 0) for n in range(SESSIONS)]
     steps += [
-        (pick.randrange(SESSIONS), pick.choice(STEP_KINDS))
+        (
+            pick.randrange(SESSIONS),
+            pick.choice(STEP_KINDS),
+            pick.randrange(processes),
+            pick.randrange(processes),
+        )
         for _ in range(STEPS - SESSIONS)
     ]
     return steps
@@ -201,12 +205,138 @@ async def test_a_random_schedule_keeps_the_guarantees(
         chats = [
             await ScheduledChat(database, n, tokens).start() for n in range(SESSIONS)
         ]
-        for session, kind in steps:
+        for session, kind, _, _ in steps:
             await chats[session].step(kind)
         for chat in chats:
             await chat.finish()
         await background_work_done()
         leaks = [leak for chat in chats for leak in await check(chat, tokens, caplog)]
+    except Exception as error:
+        raise AssertionError(f"{where}: {error!r}") from error
+    if leaks and tokens and not COMPACTION_APPLIES_REWINDS:
+        pytest.xfail(f"token-threshold summaries of undone turns (known gap): {leaks}")
+    assert not leaks, f"{where}: {leaks}"
+
+
+class SharedSession:
+    """A session of a two-process schedule: what the client sent and undid."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.session_id = f"schedule-{number}"
+        self.turns = 0
+        self.undone: Set[int] = set()
+
+    def text(self) -> str:
+        self.turns += 1
+        return f"s{self.number} turn {self.turns}"
+
+    def sent(self, live_only: bool = False) -> List[str]:
+        return [
+            f"s{self.number} turn {n}"
+            for n in range(1, self.turns + 1)
+            if not (live_only and n in self.undone)
+        ]
+
+
+def later_prompt_leaks(chat: SharedSession, prompts: List[List[str]]) -> List[str]:
+    """Prompts of a later turn of ``chat`` that show one of its undone turns."""
+    leaks = []
+    for prompt in map("\n".join, prompts):
+        shown = quotes(prompt, set(range(1, chat.turns + 1)), chat.number)
+        for turn in quotes(prompt, chat.undone, chat.number):
+            if any(n > turn for n in shown):
+                leaks.append(
+                    f"{chat.session_id}: a later prompt shows undone turn {turn}"
+                )
+    return leaks
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("compaction", ["window", "window+tokens"])
+@pytest.mark.parametrize("seed", seeds())
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_random_schedule_over_two_processes_keeps_the_guarantees(
+    started: List[Worker],  # noqa: F811
+    database: Any,
+    seed: int,
+    compaction: str,
+) -> None:
+    """Each step goes to either process, as a load balancer without session
+    affinity sends it; an undo's rewind too."""
+    tokens = compaction == "window+tokens"
+    steps = schedule(seed, processes=len(started))
+    where = f"seed {seed} ({SEED_VARIABLE}={seed}), {compaction}, schedule {steps}"
+    service = session_service(database)
+    chats = [SharedSession(n) for n in range(SESSIONS)]
+    try:
+        for worker in started:
+            await worker.call(
+                "open",
+                url=engine_url(database),
+                echo=True,
+                token_threshold=TOKEN_THRESHOLD if tokens else 0,
+                event_retention_size=RETENTION,
+            )
+        for chat in chats:
+            await service.create_session(
+                app_name=APP_NAME, user_id=USER_ID, session_id=chat.session_id
+            )
+        tails = []
+        for session, kind, process, rewinder in steps:
+            chat, worker = chats[session], started[process]
+            if kind == "turn":
+                await worker.call("turn", session=chat.session_id, text=chat.text())
+                continue
+            tails.append(await worker.eager_turn(chat.session_id, chat.text()))
+            if worker.last_invocation_id is None:
+                await tails[-1]  # the turn ended without a final reply: its error
+            if kind == "undo":  # right after the final reply
+                await started[rewinder].call(
+                    "rewind",
+                    session=chat.session_id,
+                    invocation=worker.last_invocation_id,
+                )
+                chat.undone.add(chat.turns)
+        await asyncio.gather(*tails)
+        for worker in started:
+            await worker.call("drain")
+        prompts = [p for worker in started for p in await worker.call("prompts")]
+        calls = sum([await worker.call("calls") for worker in started])
+        warnings = [w for worker in started for w in await worker.call("warnings")]
+        dropped = sum("dropped" in line.lower() for line in warnings)
+        written, leaks = 0, []
+        for chat in chats:
+            stored = await service.get_session(
+                app_name=APP_NAME, user_id=USER_ID, session_id=chat.session_id
+            )
+            live = SimpleNamespace(events=live_events(stored.events))
+            assert user_messages(stored.events) == chat.sent(), "a message is lost"
+            assert user_messages(live.events) == chat.sent(live_only=True), (
+                "an undo did not take"
+            )
+            rewinds = [e for e in stored.events if rewound_before(e)]
+            assert len(rewinds) == len(chat.undone), "a rewind is lost"
+            ranges = inspect_session(live).summary_ranges
+            twice = [r for r, n in Counter(ranges).items() if n > 1]
+            assert tokens or not KEEPS_EACH_SUMMARY or not twice, (
+                f"ranges summarized twice: {twice} in {ranges}"
+            )
+            written += sum(1 for e in stored.events if compaction_of(e) is not None)
+            leaks += [
+                f"{chat.session_id}: a live summary quotes undone turns {turns}"
+                for turns in (
+                    quotes(text, chat.undone, chat.number)
+                    for text in summaries_in(live)
+                )
+                if turns
+            ]
+            leaks += later_prompt_leaks(chat, prompts)
+        if not tokens and KEEPS_EACH_SUMMARY:
+            assert written <= calls <= written + dropped, (
+                f"{calls} summarizer calls for {written} summaries stored"
+                f" and {dropped} dropped"
+            )
     except Exception as error:
         raise AssertionError(f"{where}: {error!r}") from error
     if leaks and tokens and not COMPACTION_APPLIES_REWINDS:
