@@ -30,7 +30,7 @@ from adk_compaction_backport import _coordinator
 from adk_compaction_backport._process_locks import CROSS_PROCESS_VARIABLE
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID
-from harness import GatedEchoModel
+from harness import GatedEchoModel, with_token_threshold
 
 DEFAULT_CLAIM_GRACE = _coordinator.CLAIM_GRACE
 
@@ -117,8 +117,14 @@ class Worker:
             gate.remove()
         self.gates.clear()
         _coordinator.CLAIM_GRACE = command.get("claim_grace", DEFAULT_CLAIM_GRACE)
-        self.control = SummarizerControl(delay=command.get("summarizer_delay", 0.0))
+        self.control = SummarizerControl(
+            delay=command.get("summarizer_delay", 0.0), echo=command.get("echo", False)
+        )
         self.app = make_app(self.control)
+        if command.get("token_threshold"):
+            with_token_threshold(
+                self.app, command["token_threshold"], command["event_retention_size"]
+            )
         self.plain_model = self.app.root_agent.model
         self.warnings.lines.clear()
         os.environ[CROSS_PROCESS_VARIABLE] = (
@@ -137,12 +143,23 @@ class Worker:
         )
         async for event in stream:
             if command.get("eager") and _is_final_reply(event):
-                self.reply(command, "final")
+                self.reply(command, "final", invocation=event.invocation_id)
                 # The rest of the stream (from 1.19: the turn's compaction) is
                 # read by another task, as an eager client leaves it.
                 await asyncio.ensure_future(_read_to_the_end(stream))
                 break
         return None
+
+    async def op_rewind(self, command: Dict[str, Any]) -> Any:
+        await self.runner.rewind_async(
+            user_id=USER_ID,
+            session_id=command["session"],
+            rewind_before_invocation_id=command["invocation"],
+        )
+
+    async def op_prompts(self, command: Dict[str, Any]) -> Any:
+        """What the agent's model was shown, request by request."""
+        return self.app.root_agent.model.transcript
 
     async def op_hold_summarizer(self, command: Dict[str, Any]) -> Any:
         self.gate = self.control.hold()

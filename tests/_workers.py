@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 HERE = Path(__file__).parent
 
@@ -21,6 +21,7 @@ class Worker:
         self._ids = itertools.count(1)
         self._waiting: Dict[Tuple[int, str], asyncio.Future] = {}
         self._reader = asyncio.ensure_future(self._read())
+        self.last_invocation_id: Optional[str] = None  # of the last eager turn
 
     @classmethod
     async def start(cls, stderr: Path) -> Worker:
@@ -75,6 +76,9 @@ class Worker:
         done = asyncio.ensure_future(self.result(number))
         final = self._future(number, "final")
         await asyncio.wait([final, done], return_when=asyncio.FIRST_COMPLETED)
+        self.last_invocation_id = (
+            final.result().get("invocation") if final.done() else None
+        )
         return done
 
     async def kill(self) -> None:

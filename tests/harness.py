@@ -131,6 +131,26 @@ class GatedEchoModel(EchoModel):
             yield response
 
 
+class CountingEchoModel(EchoModel):
+    """Reports as many prompt tokens as the request has contents, so a
+    ``token_threshold`` is crossed as a conversation grows, not at once."""
+
+    async def generate_content_async(
+        self, llm_request: Any, stream: bool = False
+    ) -> AsyncGenerator[Any, None]:
+        async for response in super().generate_content_async(llm_request, stream):
+            response.usage_metadata.prompt_token_count = len(llm_request.contents or [])
+            yield response
+
+
+def with_token_threshold(app: Any, threshold: int, retention: int) -> Any:
+    """``app`` (sliding window) compacting by tokens too, on a counting model."""
+    app.root_agent.model = CountingEchoModel()
+    app.events_compaction_config.token_threshold = threshold
+    app.events_compaction_config.event_retention_size = retention
+    return app
+
+
 class Conversation:
     """One session of the verify app, with turns the test runs explicitly."""
 
@@ -148,6 +168,7 @@ class Conversation:
         self.session_id = session_id
         self.turns = 0
         self.tails: List[asyncio.Future] = []  # the ends of client_turn streams
+        self.last_invocation_id: Optional[str] = None  # of the last eager turn
 
     async def start(self) -> Conversation:
         await self.service.create_session(
@@ -173,6 +194,7 @@ class Conversation:
         stream = self.stream()
         async for event in stream:
             if event.author != "user" and event.is_final_response():
+                self.last_invocation_id = event.invocation_id
                 break
         return asyncio.ensure_future(_read_to_the_end(stream))
 
