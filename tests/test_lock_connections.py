@@ -28,6 +28,7 @@ from adk_compaction_backport._process_locks import session_lock
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID, message
 from adk_compaction_backport.verify.urls import uses_async_engine
+from conftest import DATABASE_KINDS
 from harness import BACKPORT_ONLY, CLAIMED_ONLY
 
 pytestmark = [CLAIMED_ONLY, BACKPORT_ONLY]
@@ -81,6 +82,11 @@ class Server:
 
 
 def _server(request: pytest.FixtureRequest, kind: str) -> Iterator[Server]:
+    if kind == "mysql" and kind not in DATABASE_KINDS:
+        # MariaDB runs on one release per family (tox's ADK_BACKPORT_DATABASES):
+        # released 1.17.0 cannot even store an event there (pymysql: "'tuple'
+        # object cannot be interpreted as an integer"), with the package or not.
+        pytest.skip("MariaDB/MySQL runs where ADK_BACKPORT_DATABASES names it")
     prefix = "postgres" if kind == "postgresql" else "mysql"
     server_url = request.getfixturevalue(f"{prefix}_server_url")
     found = Server(kind, server_url, request.getfixturevalue(f"{prefix}_db_url"))
