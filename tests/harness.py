@@ -257,11 +257,12 @@ class Conversation:
     async def next_write_is_newer(self) -> None:
         """Make the next state write move ``update_time`` past earlier reads.
 
-        1.16-1.18 store ``update_time`` with one-second resolution on SQLite:
-        a write only makes an older ``Session`` stale once the wall clock is in
-        the next second. PostgreSQL keeps microseconds, so there is no wait.
+        1.16-1.18 store ``update_time`` with one-second resolution on SQLite
+        and MySQL (``DATETIME`` without fractions): a write only makes an older
+        ``Session`` stale once the wall clock is in the next second.
+        PostgreSQL keeps microseconds, so there is no wait.
         """
-        if self.database.kind == "sqlite":
+        if self.database.kind in ("sqlite", "mysql"):
             now = time.time()
             await asyncio.sleep(math.ceil(now) - now + 0.01)
 

@@ -11,6 +11,7 @@ connection.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
 from typing import Any, Callable, Dict, Iterator, List
@@ -169,10 +170,12 @@ def test_closing_the_service_closes_its_lock_connection(server: Server) -> None:
         await drain()
         while_open = server.connections()  # the loop is still running
         close = getattr(runner.session_service, "close", None)
-        if close is not None:  # 1.19+
+        if close is not None:  # 1.22+
             await close()
-        else:
-            runner.session_service.db_engine.dispose()
+        else:  # 1.16-1.21: dispose the engine (awaited where it is async)
+            disposed = runner.session_service.db_engine.dispose()
+            if inspect.isawaitable(disposed):
+                await disposed
         after = await server.settled_connections(before)
         return {"before": before, "open": while_open, "after": after}
 
