@@ -58,6 +58,9 @@ CLAIMED_ONLY = pytest.mark.skipif(
     family_for(installed_adk_version()) is None,
     reason="a release the package does not claim (no compaction to race)",
 )
+REWINDS_ONLY = pytest.mark.skipif(
+    not hasattr(Runner, "rewind_async"), reason="no Runner.rewind_async here"
+)
 ONLY_1_16 = pytest.mark.skipif(
     getattr(family_for(installed_adk_version()), "name", None) != "1.16",
     reason=OTHER_FAMILY + "google-adk 1.16-1.18 only",

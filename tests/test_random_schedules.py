@@ -37,7 +37,6 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 from google.adk.apps import compaction
-from google.adk.runners import Runner
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -51,6 +50,7 @@ from adk_compaction_backport.verify.scenario import USER_ID
 from harness import (
     CLAIMED_ONLY,
     KEEPS_EACH_SUMMARY,
+    REWINDS_ONLY,
     Conversation,
     background_work_done,
     engine_url,
@@ -63,9 +63,7 @@ from test_multiprocess import started  # noqa: F401 (a fixture: two workers)
 ADK_RELEASE = Version(installed_adk_version() or "0")
 pytestmark = [
     CLAIMED_ONLY,
-    pytest.mark.skipif(
-        not hasattr(Runner, "rewind_async"), reason="no Runner.rewind_async here"
-    ),
+    REWINDS_ONLY,
     pytest.mark.skipif(
         ADK_RELEASE not in SpecifierSet(">=1.25"),
         reason="no EventsCompactionConfig.token_threshold before google-adk 1.25",

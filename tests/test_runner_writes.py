@@ -34,6 +34,7 @@ from adk_compaction_backport.verify.fake_model import SummarizerControl
 from adk_compaction_backport.verify.scenario import USER_ID, message
 from harness import (
     CLAIMED_ONLY,
+    REWINDS_ONLY,
     Conversation,
     _read_to_the_end,
     background_work_done,
@@ -45,9 +46,7 @@ from test_race_awaited import Pausing, race_where
 adk_release = Version(installed_adk_version() or "0")
 pytestmark = [
     CLAIMED_ONLY,
-    pytest.mark.skipif(
-        not hasattr(Runner, "rewind_async"), reason="no Runner.rewind_async here"
-    ),
+    REWINDS_ONLY,
 ]
 # Where released google-adk rejects a rewind that read before a summary landed:
 # appends move the revision from 1.20 (before, only state writes do), and
