@@ -256,8 +256,10 @@ async def assert_only_1_2_summarized(
     a: Worker, b: Worker, service: Any, session: str, ends: List[Any]
 ) -> None:
     """What one process stores for turns 1-3: the summary of 1-2, by A."""
-    await asyncio.gather(*(w.call("drain") for w in (a, b)))
+    # A turn submits its compaction before its stream ends, not before its
+    # final reply: drain only once every stream has ended.
     await asyncio.gather(*ends)  # no turn failed
+    await asyncio.gather(*(w.call("drain") for w in (a, b)))
     stored = inspect_session(
         await service.get_session(
             app_name=APP_NAME, user_id=USER_ID, session_id=session
@@ -351,8 +353,8 @@ async def test_a_database_restart_loses_nothing_and_leaks_no_lock(
         for turn in range(3, 7):  # B's lock connection is opened again
             worker = (a, b)[(turn - 1) % 2]
             ends.append(await worker.eager_turn(session, f"s0 turn {turn}"))
+        await asyncio.gather(*ends)  # no turn failed; every compaction submitted
         await asyncio.gather(*(w.call("drain") for w in (a, b)))
-        await asyncio.gather(*ends)  # no turn failed
         stored = inspect_session(
             await service.get_session(
                 app_name=APP_NAME, user_id=USER_ID, session_id=session
