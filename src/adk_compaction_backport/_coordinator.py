@@ -40,11 +40,6 @@ from typing import (
     Tuple,
 )
 
-from adk_compaction_backport._compaction_events import (
-    compaction_of,
-    end_timestamp,
-    widened,
-)
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
 from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._process_locks import (
@@ -53,9 +48,16 @@ from adk_compaction_backport._process_locks import (
     turn_claim,
     until_claimed_is,
 )
-from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._storage import storage_of
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
+from adk_compaction_backport._windows import (
+    OwnSummary,
+    earlier_due_turn,
+    may_be_due,
+    seconds_since_end,
+    turn_of,
+    window_events,
+)
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -110,8 +112,7 @@ class _SessionSlot:
         "current",
         "current_loop",
         "held_streams",
-        "last_summary",
-        "last_summary_from",
+        "own_summary",
         "tail",
         "turns",
         "writes",
@@ -125,9 +126,7 @@ class _SessionSlot:
         # and interleaved appends through one ``Session`` leave it looking
         # stale.
         self.writes: Optional[asyncio.Lock] = None
-        self.last_summary: Any = None
-        # The first event of the conversation it summarizes (its incarnation).
-        self.last_summary_from: Optional[str] = None
+        self.own_summary: Optional[OwnSummary] = None
         # Resolved when the newest compaction has finished, with the loop it
         # runs on. A thread-safe future: sync ``Runner.run`` gives every turn
         # its own event loop.
@@ -182,86 +181,6 @@ def running_loop() -> Optional[asyncio.AbstractEventLoop]:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _landed_summaries(slot: _SessionSlot, session: Any, stored: Any) -> List[Any]:
-    """Summaries stored since the turn's read, of the turn's incarnation."""
-    first = session.events[0].id if session.events else None
-    found: List[Any] = []
-    if slot.last_summary is not None and slot.last_summary_from in {
-        e.id for e in session.events
-    }:
-        found.append(slot.last_summary)
-    if stored is not None and first is not None:
-        live = live_events(stored.events)
-        if any(e.id == first for e in stored.events):
-            found.extend(e for e in live if end_timestamp(e) is not None)
-    return found
-
-
-def _sliding_interval(app: Any) -> Optional[int]:
-    """The sliding window's interval, None where it does not decide alone
-    (token-threshold compaction, anything unexpected)."""
-    config = getattr(app, "events_compaction_config", None)
-    interval = getattr(config, "compaction_interval", None)
-    if getattr(config, "token_threshold", None) is not None or not isinstance(
-        interval, int
-    ):
-        return None
-    return interval
-
-
-def _new_invocations(events: List[Any]) -> List[str]:
-    """Invocations with events after the newest summary in ``events``, in order."""
-    last_end = next(
-        (end_timestamp(e) or 0.0 for e in reversed(events) if end_timestamp(e)), 0.0
-    )
-    new: Dict[str, None] = {}
-    for event in events:
-        if (
-            event.invocation_id
-            and compaction_of(event) is None
-            and event.timestamp > last_end
-        ):
-            new[event.invocation_id] = None
-    return list(new)
-
-
-def _may_be_due(app: Any, events: List[Any]) -> bool:
-    """False only when no sliding-window summary can be due on ``events``.
-
-    Saves the lock and the read after most invocations: fewer new invocations
-    than the interval since the last summary the turn saw (a summary another
-    process stored can only leave fewer). Token-threshold compaction and
-    anything unexpected: maybe.
-    """
-    if getattr(app, "events_compaction_config", None) is None:
-        return False
-    interval = _sliding_interval(app)
-    return interval is None or len(_new_invocations(events)) >= interval
-
-
-def _earlier_due_turn(app: Any, events: List[Any]) -> Optional[str]:
-    """The first turn before the last one in ``events`` whose compaction is
-    due and not landed: the turn one process would have compacted first."""
-    interval = _sliding_interval(app)
-    new = _new_invocations(events)
-    if interval is None or interval < 1 or len(new) <= interval:
-        return None
-    return new[interval - 1]
-
-
-def _seconds_since_end(events: List[Any], turn: str) -> float:
-    """Seconds since the last event of invocation ``turn`` in ``events``."""
-    ended = max((e.timestamp for e in events if e.invocation_id == turn), default=0.0)
-    return time.time() - ended
-
-
-def _turn_of(events: List[Any]) -> str:
-    """The invocation of the turn that ended with ``events``."""
-    return next(
-        (e.invocation_id for e in reversed(events) if compaction_of(e) is None), ""
-    )
 
 
 async def _read(
@@ -470,18 +389,20 @@ class Coordinator:
                 started.set_result(without_waiting)
 
         names = (session.app_name, session.user_id, session.id)
-        window = self._window_events(slot, session)
+        window = window_events(session.events, slot.own_summary)
         claim: Any = ASYNC_NULL_CONTEXT
-        if _may_be_due(app, window):
+        if may_be_due(app, window):
             # Other processes see this turn's compaction pending from now on.
-            claim = turn_claim(service, *names, _turn_of(session.events))
+            claim = turn_claim(service, *names, turn_of(session.events))
         try:
             async with claim:
                 if previous is not None and not previous.finished.done():
                     running(False)
                     await _wait_for(previous)
-                    window = self._window_events(slot, session)  # it may have landed
-                if not _may_be_due(app, window):
+                    window = window_events(
+                        session.events, slot.own_summary
+                    )  # it may have landed
+                if not may_be_due(app, window):
                     running(True)
                     await self._run(slot, app, session, service, compact, window)
                     return
@@ -519,8 +440,12 @@ class Coordinator:
                 stored = None
                 if shared is not None:
                     stored = await _read(service, *names, session.events)
-                window = self._window_events(slot, session, stored)
-                earlier = _earlier_due_turn(app, window) if shared else None
+                window = window_events(
+                    session.events,
+                    slot.own_summary,
+                    None if stored is None else stored.events,
+                )
+                earlier = earlier_due_turn(app, window) if shared else None
                 # Wait for the claim to go (its compaction is pending in another
                 # process) or, once, to come (it may be about to be taken).
                 wait_until_claimed: Optional[bool] = None
@@ -529,7 +454,9 @@ class Coordinator:
                         wait_until_claimed, until = False, deadline
                     elif not graced:
                         graced = True
-                        grace = CLAIM_GRACE - _seconds_since_end(window, earlier)
+                        grace = CLAIM_GRACE - seconds_since_end(
+                            window, earlier, time.time()
+                        )
                         if grace > 0:
                             wait_until_claimed = True
                             until = time.monotonic() + min(grace, CLAIM_GRACE)
@@ -551,7 +478,7 @@ class Coordinator:
         compact: CompactFn,
         given: List[Any],
     ) -> None:
-        """Run upstream's compaction on ``given`` (``_window_events``)."""
+        """Run upstream's compaction on ``given`` (``window_events``)."""
         view = session.model_copy(update={"events": given})
         writer = _SummaryWriter(self, slot, service, Snapshot.of(session, given))
         try:
@@ -574,32 +501,6 @@ class Coordinator:
                 exc_info=True,
             )
 
-    @staticmethod
-    def _window_events(
-        slot: _SessionSlot, session: Any, stored: Any = None
-    ) -> List[Any]:
-        """The live events the turn saw, plus the newest summary that landed after.
-
-        Landed: stored by this process since (``slot.last_summary``) or, when
-        storage was read (``stored``), by any process. Rewound events are left
-        out on every release: a summary of them would bring them back into the
-        prompt (upstream leaves them out from 2.5). A summary that landed in
-        another incarnation of the session (deleted and created again) is not
-        this conversation's.
-        """
-        events = live_events(session.events)
-        seen_ids = {e.id for e in session.events}
-        newest_seen = max((end_timestamp(e) or 0.0 for e in events), default=0.0)
-        landed = [
-            summary
-            for summary in _landed_summaries(slot, session, stored)
-            if summary.id not in seen_ids
-            and (end_timestamp(summary) or 0.0) > newest_seen
-        ]
-        if landed:
-            events.append(max(landed, key=lambda e: end_timestamp(e) or 0.0))
-        return [widened(e) for e in events]
-
     async def _write_summary(
         self, slot: _SessionSlot, service: Any, snapshot: Snapshot, event: Any
     ) -> Any:
@@ -619,8 +520,7 @@ class Coordinator:
         finally:
             _STORING_A_SUMMARY.reset(token)
         if stored:
-            slot.last_summary = event
-            slot.last_summary_from = snapshot.first_event_id
+            slot.own_summary = OwnSummary(event, snapshot.first_event_id)
         return event
 
     def _finished(
