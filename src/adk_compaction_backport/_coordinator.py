@@ -37,18 +37,20 @@ from typing import (
     List,
     NamedTuple,
     Optional,
-    Tuple,
 )
 
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
-from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._process_locks import (
     claimed_elsewhere,
     session_lock,
     turn_claim,
     until_claimed_is,
 )
-from adk_compaction_backport._storage import storage_of
+from adk_compaction_backport._session_identity import (
+    SessionIdentity,
+    SessionKey,
+    session_key,
+)
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
 from adk_compaction_backport._windows import (
     OwnSummary,
@@ -61,7 +63,6 @@ from adk_compaction_backport._windows import (
 
 logger = logging.getLogger("adk_compaction_backport")
 
-SessionKey = Tuple[Hashable, str, str, str]
 CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
 """Upstream's ``_run_compaction_for_sliding_window(app, session, session_service)``."""
 
@@ -149,32 +150,6 @@ def _resolve_soon(future: asyncio.Future) -> None:
         future.get_loop().call_soon_threadsafe(resolve)
 
 
-def _storage_identity(service: Any) -> Hashable:
-    """Services on the same database coordinate, even as separate objects.
-
-    ``DatabaseSessionService`` names its database by engine URL,
-    ``SqliteSessionService`` (1.19+) by file path.
-    """
-    url = getattr(getattr(service, "db_engine", None), "url", None)
-    if url is not None:
-        return ("database", str(url))
-    path = getattr(service, "_db_path", None)
-    if isinstance(path, str) and path:
-        return ("sqlite file", os.path.realpath(path))
-    return ("service", id(service))
-
-
-def session_key(
-    service: Any, app_name: str, user_id: str, session_id: str
-) -> SessionKey:
-    return (
-        _storage_identity(storage_of(service, app_name)),
-        app_name,
-        user_id,
-        session_id,
-    )
-
-
 def running_loop() -> Optional[asyncio.AbstractEventLoop]:
     """The running event loop, or None outside one."""
     try:
@@ -183,17 +158,15 @@ def running_loop() -> Optional[asyncio.AbstractEventLoop]:
         return None
 
 
-async def _read(
-    service: Any, app_name: str, user_id: str, session_id: str, known: List[Any]
-) -> Any:
+async def _read(identity: SessionIdentity, known: List[Any]) -> Any:
     """The session as storage holds it now, or None if it cannot be read.
 
     Costs what was stored since the turn's events (``known``) were read.
     """
     try:
-        return await read_session(service, app_name, user_id, session_id, known)
+        return await identity.read(known)
     except Exception:  # the summary write reads again and reports what fails
-        logger.debug("reading session %s before compaction failed", session_id)
+        logger.debug("reading session %s before compaction failed", identity.session_id)
         return None
 
 
@@ -209,12 +182,12 @@ class _SummaryWriter:
         self,
         coordinator: Coordinator,
         slot: _SessionSlot,
-        service: Any,
+        identity: SessionIdentity,
         snapshot: Snapshot,
     ) -> None:
         self._coordinator = coordinator
         self._slot = slot
-        self._service = service
+        self._service = identity.service
         self._snapshot = snapshot
 
     def __getattr__(self, name: str) -> Any:
@@ -352,7 +325,8 @@ class Coordinator:
         resolves when a newer turn of the session starts in this process.
         """
         loop = asyncio.get_running_loop()
-        key = session_key(service, session.app_name, session.user_id, session.id)
+        identity = SessionIdentity.of(service, session)
+        key = identity.key
         # The events as the turn ended. The turn's ``Session`` may change while
         # this compaction waits: on 1.24-1.27 a stale write through it reloads
         # its events from storage, with the next turn's first events in them,
@@ -363,7 +337,7 @@ class Coordinator:
             slot = self._slots.setdefault(key, _SessionSlot())
             previous = slot.tail
             task = loop.create_task(
-                self._compact(slot, previous, app, session, service, compact, started)
+                self._compact(slot, previous, app, session, identity, compact, started)
             )
             slot.tail = _Tail(finished, loop)
             self._tasks[task] = key
@@ -380,7 +354,7 @@ class Coordinator:
         previous: Optional[_Tail],
         app: Any,
         session: Any,
-        service: Any,
+        identity: SessionIdentity,
         compact: CompactFn,
         started: Optional[asyncio.Future] = None,
     ) -> None:
@@ -388,12 +362,11 @@ class Coordinator:
             if started is not None and not started.done():
                 started.set_result(without_waiting)
 
-        names = (session.app_name, session.user_id, session.id)
         window = window_events(session.events, slot.own_summary)
         claim: Any = ASYNC_NULL_CONTEXT
         if may_be_due(app, window):
             # Other processes see this turn's compaction pending from now on.
-            claim = turn_claim(service, *names, turn_of(session.events))
+            claim = turn_claim(identity, turn_of(session.events))
         try:
             async with claim:
                 if previous is not None and not previous.finished.done():
@@ -404,10 +377,10 @@ class Coordinator:
                     )  # it may have landed
                 if not may_be_due(app, window):
                     running(True)
-                    await self._run(slot, app, session, service, compact, window)
+                    await self._run(slot, app, session, identity, compact, window)
                     return
                 await self._run_in_turn_order(
-                    slot, app, session, service, compact, running
+                    slot, app, session, identity, compact, running
                 )
         finally:
             running(False)
@@ -417,7 +390,7 @@ class Coordinator:
         slot: _SessionSlot,
         app: Any,
         session: Any,
-        service: Any,
+        identity: SessionIdentity,
         compact: CompactFn,
         running: Callable[[bool], None],
     ) -> None:
@@ -426,20 +399,18 @@ class Coordinator:
         compaction of an earlier turn still pending in another process (a later
         turn's compaction that got the lock first waits for it, so the windows
         are those one process would cut)."""
-        names = (session.app_name, session.user_id, session.id)
         deadline = time.monotonic() + self.time_limit
         graced = False
         while True:
             lock = session_lock(
-                service,
-                *names,
+                identity,
                 max(0.0, deadline - time.monotonic()),
                 on_wait=lambda: running(False),
             )
             async with lock as shared:
                 stored = None
                 if shared is not None:
-                    stored = await _read(service, *names, session.events)
+                    stored = await _read(identity, session.events)
                 window = window_events(
                     session.events,
                     slot.own_summary,
@@ -450,7 +421,7 @@ class Coordinator:
                 # process) or, once, to come (it may be about to be taken).
                 wait_until_claimed: Optional[bool] = None
                 if earlier is not None and time.monotonic() < deadline:
-                    if await claimed_elsewhere(service, *names, earlier):
+                    if await claimed_elsewhere(identity, earlier):
                         wait_until_claimed, until = False, deadline
                     elif not graced:
                         graced = True
@@ -462,11 +433,11 @@ class Coordinator:
                             until = time.monotonic() + min(grace, CLAIM_GRACE)
                 if wait_until_claimed is None:
                     running(True)
-                    await self._run(slot, app, session, service, compact, window)
+                    await self._run(slot, app, session, identity, compact, window)
                     return
             running(False)
             await until_claimed_is(
-                wait_until_claimed, service, names, earlier, min(until, deadline)
+                wait_until_claimed, identity, earlier, min(until, deadline)
             )
 
     async def _run(
@@ -474,13 +445,13 @@ class Coordinator:
         slot: _SessionSlot,
         app: Any,
         session: Any,
-        service: Any,
+        identity: SessionIdentity,
         compact: CompactFn,
         given: List[Any],
     ) -> None:
         """Run upstream's compaction on ``given`` (``window_events``)."""
         view = session.model_copy(update={"events": given})
-        writer = _SummaryWriter(self, slot, service, Snapshot.of(session, given))
+        writer = _SummaryWriter(self, slot, identity, Snapshot.of(session, given))
         try:
             await asyncio.wait_for(compact(app, view, writer), self.time_limit)
         except asyncio.TimeoutError:
