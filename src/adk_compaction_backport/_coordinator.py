@@ -27,7 +27,6 @@ import contextvars
 import logging
 import os
 import threading
-import time
 from typing import (
     Any,
     Awaitable,
@@ -40,26 +39,14 @@ from typing import (
 )
 
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
-from adk_compaction_backport._process_locks import (
-    claimed_elsewhere,
-    session_lock,
-    turn_claim,
-    until_claimed_is,
-)
 from adk_compaction_backport._session_identity import (
     SessionIdentity,
     SessionKey,
     session_key,
 )
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
-from adk_compaction_backport._windows import (
-    OwnSummary,
-    earlier_due_turn,
-    may_be_due,
-    seconds_since_end,
-    turn_of,
-    window_events,
-)
+from adk_compaction_backport._turn_order import in_turn_order
+from adk_compaction_backport._windows import OwnSummary
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -67,10 +54,6 @@ CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
 """Upstream's ``_run_compaction_for_sliding_window(app, session, session_service)``."""
 
 TIME_LIMIT_VARIABLE = "ADK_COMPACTION_BACKPORT_TIMEOUT"
-# How long after an earlier due turn ended its compaction may still be about
-# to claim it (a first lock connection opening, a busy machine): a later
-# turn's compaction that finds it unclaimed waits that long for the claim.
-CLAIM_GRACE = 1.0
 DEFAULT_TIME_LIMIT = 300.0
 # Set while the coordinator stores a summary: the session service's write
 # wrapper leaves those writes to ``store_summary`` (its own checks and retries).
@@ -155,18 +138,6 @@ def running_loop() -> Optional[asyncio.AbstractEventLoop]:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        return None
-
-
-async def _read(identity: SessionIdentity, known: List[Any]) -> Any:
-    """The session as storage holds it now, or None if it cannot be read.
-
-    Costs what was stored since the turn's events (``known``) were read.
-    """
-    try:
-        return await identity.read(known)
-    except Exception:  # the summary write reads again and reports what fails
-        logger.debug("reading session %s before compaction failed", identity.session_id)
         return None
 
 
@@ -362,83 +333,29 @@ class Coordinator:
             if started is not None and not started.done():
                 started.set_result(without_waiting)
 
-        window = window_events(session.events, slot.own_summary)
-        claim: Any = ASYNC_NULL_CONTEXT
-        if may_be_due(app, window):
-            # Other processes see this turn's compaction pending from now on.
-            claim = turn_claim(identity, turn_of(session.events))
+        async def after_previous() -> bool:
+            """Wait for this process's earlier compaction of the session."""
+            if previous is None or previous.finished.done():
+                return False
+            running(False)
+            await _wait_for(previous)
+            return True
+
+        order = in_turn_order(
+            identity,
+            app,
+            session.events,
+            slot,
+            self.time_limit,
+            after_previous,
+            on_wait=lambda: running(False),
+        )
         try:
-            async with claim:
-                if previous is not None and not previous.finished.done():
-                    running(False)
-                    await _wait_for(previous)
-                    window = window_events(
-                        session.events, slot.own_summary
-                    )  # it may have landed
-                if not may_be_due(app, window):
-                    running(True)
-                    await self._run(slot, app, session, identity, compact, window)
-                    return
-                await self._run_in_turn_order(
-                    slot, app, session, identity, compact, running
-                )
+            async with order as window:
+                running(True)
+                await self._run(slot, app, session, identity, compact, window)
         finally:
             running(False)
-
-    async def _run_in_turn_order(
-        self,
-        slot: _SessionSlot,
-        app: Any,
-        session: Any,
-        identity: SessionIdentity,
-        compact: CompactFn,
-        running: Callable[[bool], None],
-    ) -> None:
-        """Across processes: one compaction of the session at a time, building
-        on whatever summary another process stored meanwhile, and after the
-        compaction of an earlier turn still pending in another process (a later
-        turn's compaction that got the lock first waits for it, so the windows
-        are those one process would cut)."""
-        deadline = time.monotonic() + self.time_limit
-        graced = False
-        while True:
-            lock = session_lock(
-                identity,
-                max(0.0, deadline - time.monotonic()),
-                on_wait=lambda: running(False),
-            )
-            async with lock as shared:
-                stored = None
-                if shared is not None:
-                    stored = await _read(identity, session.events)
-                window = window_events(
-                    session.events,
-                    slot.own_summary,
-                    None if stored is None else stored.events,
-                )
-                earlier = earlier_due_turn(app, window) if shared else None
-                # Wait for the claim to go (its compaction is pending in another
-                # process) or, once, to come (it may be about to be taken).
-                wait_until_claimed: Optional[bool] = None
-                if earlier is not None and time.monotonic() < deadline:
-                    if await claimed_elsewhere(identity, earlier):
-                        wait_until_claimed, until = False, deadline
-                    elif not graced:
-                        graced = True
-                        grace = CLAIM_GRACE - seconds_since_end(
-                            window, earlier, time.time()
-                        )
-                        if grace > 0:
-                            wait_until_claimed = True
-                            until = time.monotonic() + min(grace, CLAIM_GRACE)
-                if wait_until_claimed is None:
-                    running(True)
-                    await self._run(slot, app, session, identity, compact, window)
-                    return
-            running(False)
-            await until_claimed_is(
-                wait_until_claimed, identity, earlier, min(until, deadline)
-            )
 
     async def _run(
         self,
