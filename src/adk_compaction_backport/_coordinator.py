@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import contextvars
 import logging
 import os
 import threading
@@ -44,9 +43,13 @@ from adk_compaction_backport._session_identity import (
     SessionKey,
     session_key,
 )
-from adk_compaction_backport._summary_writes import Snapshot, store_summary
+from adk_compaction_backport._session_writes import SessionWrites
+from adk_compaction_backport._summary_writes import (
+    Snapshot,
+    SummaryWriter,
+    storing_a_summary,
+)
 from adk_compaction_backport._turn_order import in_turn_order
-from adk_compaction_backport._windows import OwnSummary
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -55,11 +58,6 @@ CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
 
 TIME_LIMIT_VARIABLE = "ADK_COMPACTION_BACKPORT_TIMEOUT"
 DEFAULT_TIME_LIMIT = 300.0
-# Set while the coordinator stores a summary: the session service's write
-# wrapper leaves those writes to ``store_summary`` (its own checks and retries).
-_STORING_A_SUMMARY: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "adk_compaction_backport_storing_a_summary", default=False
-)
 
 
 def _time_limit_from_environment() -> float:
@@ -92,25 +90,11 @@ async def _wait_for(tail: _Tail) -> None:
 class _SessionSlot:
     """Bookkeeping for one session while it has a turn or a compaction going."""
 
-    __slots__ = (
-        "current",
-        "current_loop",
-        "held_streams",
-        "own_summary",
-        "tail",
-        "turns",
-        "writes",
-    )
+    __slots__ = ("held_streams", "tail", "turns", "writes")
 
     def __init__(self) -> None:
-        self.current: Any = None
-        self.current_loop: Optional[asyncio.AbstractEventLoop] = None
-        # Serializes the writes through ``current`` (a turn's and a summary's)
-        # on ``current_loop``: releases before 1.25 have no lock of their own,
-        # and interleaved appends through one ``Session`` leave it looking
-        # stale.
-        self.writes: Optional[asyncio.Lock] = None
-        self.own_summary: Optional[OwnSummary] = None
+        # This process's writes to the session (the current reference).
+        self.writes = SessionWrites()
         # Resolved when the newest compaction has finished, with the loop it
         # runs on. A thread-safe future: sync ``Runner.run`` gives every turn
         # its own event loop.
@@ -131,43 +115,6 @@ def _resolve_soon(future: asyncio.Future) -> None:
     # A closed loop raises RuntimeError: nobody waits for that stream any more.
     with contextlib.suppress(RuntimeError):
         future.get_loop().call_soon_threadsafe(resolve)
-
-
-def running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    """The running event loop, or None outside one."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-class _SummaryWriter:
-    """Stands in for the session service inside upstream's compaction function.
-
-    Upstream calls ``append_event(session=<its session>, event=summary)``; the
-    write goes where ``_summary_writes`` allows, through the session's current
-    reference or a fresh read.
-    """
-
-    def __init__(
-        self,
-        coordinator: Coordinator,
-        slot: _SessionSlot,
-        identity: SessionIdentity,
-        snapshot: Snapshot,
-    ) -> None:
-        self._coordinator = coordinator
-        self._slot = slot
-        self._service = identity.service
-        self._snapshot = snapshot
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._service, name)
-
-    async def append_event(self, session: Any, event: Any) -> Any:
-        return await self._coordinator._write_summary(
-            self._slot, self._service, self._snapshot, event
-        )
 
 
 class Coordinator:
@@ -223,29 +170,20 @@ class Coordinator:
         with self._lock:
             slot = self._slots.get(key)
             if slot is not None:
-                loop = running_loop()
-                if slot.current_loop is not loop:
-                    slot.writes = asyncio.Lock() if loop is not None else None
-                slot.current = session
-                slot.current_loop = loop
+                slot.writes.loaded(session)
 
     def writing_through(self, service: Any, session: Any) -> Any:
         """A lock to hold while writing through ``session``, if others share it."""
         key = session_key(service, session.app_name, session.user_id, session.id)
         slot = self._slots.get(key)
-        if (
-            slot is None
-            or slot.current is not session
-            or slot.writes is None
-            or slot.current_loop is not running_loop()
-        ):
-            return ASYNC_NULL_CONTEXT
-        return slot.writes
+        return (
+            ASYNC_NULL_CONTEXT if slot is None else slot.writes.writing_through(session)
+        )
 
     @staticmethod
     def storing_a_summary() -> bool:
         """Whether the running code is the coordinator storing a summary."""
-        return _STORING_A_SUMMARY.get()
+        return storing_a_summary()
 
     def is_stale(self, error: BaseException) -> bool:
         """Whether ``error`` is this release's stale-session rejection."""
@@ -345,7 +283,7 @@ class Coordinator:
             identity,
             app,
             session.events,
-            slot,
+            slot.writes,
             self.time_limit,
             after_previous,
             on_wait=lambda: running(False),
@@ -368,7 +306,8 @@ class Coordinator:
     ) -> None:
         """Run upstream's compaction on ``given`` (``window_events``)."""
         view = session.model_copy(update={"events": given})
-        writer = _SummaryWriter(self, slot, identity, Snapshot.of(session, given))
+        snapshot = Snapshot.of(session, given)
+        writer = SummaryWriter(identity, slot.writes, snapshot, self._is_stale)
         try:
             await asyncio.wait_for(compact(app, view, writer), self.time_limit)
         except asyncio.TimeoutError:
@@ -388,28 +327,6 @@ class Coordinator:
                 session.user_id,
                 exc_info=True,
             )
-
-    async def _write_summary(
-        self, slot: _SessionSlot, service: Any, snapshot: Snapshot, event: Any
-    ) -> Any:
-        def current() -> Any:
-            return slot.current if slot.current_loop is running_loop() else None
-
-        token = _STORING_A_SUMMARY.set(True)
-        try:
-            stored = await store_summary(
-                service,
-                snapshot,
-                event,
-                current,
-                lambda session: self.writing_through(service, session),
-                self._is_stale,
-            )
-        finally:
-            _STORING_A_SUMMARY.reset(token)
-        if stored:
-            slot.own_summary = OwnSummary(event, snapshot.first_event_id)
-        return event
 
     def _finished(
         self,
