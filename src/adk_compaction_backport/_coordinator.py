@@ -1,19 +1,19 @@
-"""One idea of the fix, independent of any google-adk release.
+"""Schedules compactions, independent of any google-adk release.
 
-Per session (one session service, app, user and session id) it keeps:
+Per session (its storage, app, user and session id) it keeps a *slot* while
+a turn or a compaction of it is going:
 
-* the *current session reference*: the ``Session`` object the newest turn
-  loaded fresh from storage. A summary is written through it, so neither the
-  summary nor that turn's next write is behind storage (``_summary_writes``
-  decides whether a summary may be stored at all, and through which object);
 * a single flight of compactions: a later compaction waits for the earlier one
-  to land, then evaluates the sliding window on the events its own turn saw
-  plus the summary that landed since. Across processes on one database the
-  session's lock (``_process_locks``) is taken next, and storage is read once
-  for a summary another process stored meanwhile;
+  to land (``_turn_order`` says where it then stands across processes, and
+  ``_windows`` what it compacts);
+* the streams still held by their compaction, let go when a newer turn of
+  the session starts (its client did not wait for them);
+* this process's writes to the session (``_session_writes``: the current
+  reference that summaries are written through, ``_summary_writes``);
 * strong references to pending compaction tasks (google/adk-python#3174), so
   ``drain()`` and sync ``Runner.run`` can wait for them; a compaction that
-  outlives ``ADK_COMPACTION_BACKPORT_TIMEOUT`` (a hung summarizer) is abandoned.
+  outlives ``ADK_COMPACTION_BACKPORT_TIMEOUT`` (a hung summarizer) is abandoned
+  (``_compaction_run``).
 
 Turns never wait here: only compactions wait for compactions.
 """
@@ -22,69 +22,38 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-import os
 import threading
-from typing import (
-    Any,
-    Awaitable,
-    Callable,
-    Dict,
-    Hashable,
-    List,
-    NamedTuple,
-    Optional,
-)
+from typing import Any, Callable, Dict, Hashable, List, Optional
 
+from adk_compaction_backport._compaction_run import (
+    CompactFn,
+    run_compaction,
+    time_limit_from_environment,
+)
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
+from adk_compaction_backport._loops import Finished, resolve_soon, wait_unless_closed
 from adk_compaction_backport._session_identity import (
     SessionIdentity,
     SessionKey,
     session_key,
 )
 from adk_compaction_backport._session_writes import SessionWrites
-from adk_compaction_backport._summary_writes import (
-    Snapshot,
-    SummaryWriter,
-    storing_a_summary,
-)
+from adk_compaction_backport._summary_writes import storing_a_summary
 from adk_compaction_backport._turn_order import in_turn_order
 
 logger = logging.getLogger("adk_compaction_backport")
 
-CompactFn = Callable[[Any, Any, Any], Awaitable[Any]]
-"""Upstream's ``_run_compaction_for_sliding_window(app, session, session_service)``."""
-
-TIME_LIMIT_VARIABLE = "ADK_COMPACTION_BACKPORT_TIMEOUT"
-DEFAULT_TIME_LIMIT = 300.0
-
-
-def _time_limit_from_environment() -> float:
-    """Seconds a compaction may take before it is abandoned (a hung summarizer)."""
-    try:
-        return float(os.environ.get(TIME_LIMIT_VARIABLE, DEFAULT_TIME_LIMIT))
-    except ValueError:
-        return DEFAULT_TIME_LIMIT
+# CompactFn and session_key: for the wrappers (families/), which name them here.
+__all__ = ["COORDINATOR", "CompactFn", "Coordinator", "session_key"]
 
 
 def _never_stale(error: BaseException) -> bool:
     return False
 
 
-class _Tail(NamedTuple):
-    finished: concurrent.futures.Future
-    loop: asyncio.AbstractEventLoop
-
-
-async def _wait_for(tail: _Tail) -> None:
-    """Wait for a compaction, unless its event loop was closed under it."""
-    waiting = asyncio.wrap_future(tail.finished)
-    while not waiting.done():
-        await asyncio.wait([waiting], timeout=1.0)
-        if tail.loop.is_closed() and not waiting.done():
-            waiting.cancel()  # a loop closed without cancelling its tasks
-            return
+def _key_of(service: Any, session: Any) -> SessionKey:
+    return session_key(service, session.app_name, session.user_id, session.id)
 
 
 class _SessionSlot:
@@ -93,28 +62,14 @@ class _SessionSlot:
     __slots__ = ("held_streams", "tail", "turns", "writes")
 
     def __init__(self) -> None:
-        # This process's writes to the session (the current reference).
         self.writes = SessionWrites()
-        # Resolved when the newest compaction has finished, with the loop it
-        # runs on. A thread-safe future: sync ``Runner.run`` gives every turn
-        # its own event loop.
-        self.tail: Optional[_Tail] = None
+        # The newest compaction's (thread-safe: sync ``Runner.run`` gives every
+        # turn its own event loop).
+        self.tail: Optional[Finished] = None
         self.turns = 0
         # Futures of the streams still held by their compaction, resolved when
         # a newer turn of the session starts (the client did not wait for them).
         self.held_streams: List[asyncio.Future] = []
-
-
-def _resolve_soon(future: asyncio.Future) -> None:
-    """Resolve ``future`` on its own event loop (turns may run on others)."""
-
-    def resolve() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    # A closed loop raises RuntimeError: nobody waits for that stream any more.
-    with contextlib.suppress(RuntimeError):
-        future.get_loop().call_soon_threadsafe(resolve)
 
 
 class Coordinator:
@@ -125,13 +80,11 @@ class Coordinator:
         self._slots: Dict[Hashable, _SessionSlot] = {}
         self._tasks: Dict[asyncio.Task, SessionKey] = {}
         self._is_stale: Callable[[BaseException], bool] = _never_stale
-        self.time_limit = _time_limit_from_environment()
+        self.time_limit = time_limit_from_environment()
 
     def configure(self, is_stale_error: Callable[[BaseException], bool]) -> None:
         """Tell the coordinator how this release words a stale-session write."""
         self._is_stale = is_stale_error
-
-    # -- turns ---------------------------------------------------------------
 
     def turn_started(
         self, service: Any, app_name: str, user_id: str, session_id: str
@@ -142,7 +95,7 @@ class Coordinator:
             slot.turns += 1
             held, slot.held_streams = slot.held_streams, []
         for stream in held:
-            _resolve_soon(stream)
+            resolve_soon(stream)
         return key
 
     def turn_ended(self, key: SessionKey) -> None:
@@ -159,14 +112,14 @@ class Coordinator:
         (same writes, same yields): a test or a tool that calls compaction or
         ``append_event`` itself sees the released behaviour.
         """
-        key = session_key(service, session.app_name, session.user_id, session.id)
+        key = _key_of(service, session)
         with self._lock:
             slot = self._slots.get(key)
             return slot is not None and slot.turns > 0
 
     def session_loaded(self, service: Any, session: Any) -> None:
         """A turn loaded ``session`` fresh from storage: it is now the current one."""
-        key = session_key(service, session.app_name, session.user_id, session.id)
+        key = _key_of(service, session)
         with self._lock:
             slot = self._slots.get(key)
             if slot is not None:
@@ -174,8 +127,7 @@ class Coordinator:
 
     def writing_through(self, service: Any, session: Any) -> Any:
         """A lock to hold while writing through ``session``, if others share it."""
-        key = session_key(service, session.app_name, session.user_id, session.id)
-        slot = self._slots.get(key)
+        slot = self._slots.get(_key_of(service, session))
         return (
             ASYNC_NULL_CONTEXT if slot is None else slot.writes.writing_through(session)
         )
@@ -188,8 +140,6 @@ class Coordinator:
     def is_stale(self, error: BaseException) -> bool:
         """Whether ``error`` is this release's stale-session rejection."""
         return self._is_stale(error)
-
-    # -- compactions ---------------------------------------------------------
 
     async def compact(
         self, app: Any, session: Any, service: Any, compact: CompactFn
@@ -248,7 +198,7 @@ class Coordinator:
             task = loop.create_task(
                 self._compact(slot, previous, app, session, identity, compact, started)
             )
-            slot.tail = _Tail(finished, loop)
+            slot.tail = Finished(finished, loop)
             self._tasks[task] = key
             if newer_turn is not None:
                 slot.held_streams.append(newer_turn)
@@ -260,7 +210,7 @@ class Coordinator:
     async def _compact(
         self,
         slot: _SessionSlot,
-        previous: Optional[_Tail],
+        previous: Optional[Finished],
         app: Any,
         session: Any,
         identity: SessionIdentity,
@@ -273,10 +223,10 @@ class Coordinator:
 
         async def after_previous() -> bool:
             """Wait for this process's earlier compaction of the session."""
-            if previous is None or previous.finished.done():
+            if previous is None or previous.future.done():
                 return False
             running(False)
-            await _wait_for(previous)
+            await wait_unless_closed(previous)
             return True
 
         order = in_turn_order(
@@ -291,42 +241,18 @@ class Coordinator:
         try:
             async with order as window:
                 running(True)
-                await self._run(slot, app, session, identity, compact, window)
+                await run_compaction(
+                    compact,
+                    app,
+                    session,
+                    window,
+                    identity,
+                    slot.writes,
+                    self._is_stale,
+                    self.time_limit,
+                )
         finally:
             running(False)
-
-    async def _run(
-        self,
-        slot: _SessionSlot,
-        app: Any,
-        session: Any,
-        identity: SessionIdentity,
-        compact: CompactFn,
-        given: List[Any],
-    ) -> None:
-        """Run upstream's compaction on ``given`` (``window_events``)."""
-        view = session.model_copy(update={"events": given})
-        snapshot = Snapshot.of(session, given)
-        writer = SummaryWriter(identity, slot.writes, snapshot, self._is_stale)
-        try:
-            await asyncio.wait_for(compact(app, view, writer), self.time_limit)
-        except asyncio.TimeoutError:
-            logger.warning(
-                "compaction of session %s took longer than %s s and was abandoned; "
-                "no summary was stored for it (%s sets the limit)",
-                session.id,
-                self.time_limit,
-                TIME_LIMIT_VARIABLE,
-            )
-        except Exception:
-            logger.warning(
-                "compaction of session %s (app %s, user %s) failed; no summary was "
-                "stored for it. The turn itself is not affected.",
-                session.id,
-                session.app_name,
-                session.user_id,
-                exc_info=True,
-            )
 
     def _finished(
         self,
@@ -347,16 +273,14 @@ class Coordinator:
             )
         with self._lock:
             del self._tasks[task]
-            if slot.tail is not None and slot.tail.finished is finished:
+            if slot.tail is not None and slot.tail.future is finished:
                 slot.tail = None
             self._forget_if_idle(key, slot)
 
     def _forget_if_idle(self, key: SessionKey, slot: _SessionSlot) -> None:
-        idle = slot.turns <= 0 and (slot.tail is None or slot.tail.finished.done())
+        idle = slot.turns <= 0 and (slot.tail is None or slot.tail.future.done())
         if idle and self._slots.get(key) is slot:
             del self._slots[key]
-
-    # -- waiting -------------------------------------------------------------
 
     async def wait_for_session(
         self, service: Any, app_name: str, user_id: str, session_id: str

@@ -16,15 +16,8 @@ import asyncio
 from typing import Any, AsyncContextManager, Optional
 
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
+from adk_compaction_backport._loops import running_loop
 from adk_compaction_backport._windows import OwnSummary
-
-
-def running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    """The running event loop, or None outside one."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 class SessionWrites:

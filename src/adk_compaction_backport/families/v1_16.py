@@ -17,8 +17,8 @@ from typing import Any, AsyncGenerator, Callable
 
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR
+from adk_compaction_backport._loops import running_loop
 from adk_compaction_backport._patching import is_active
-from adk_compaction_backport._session_writes import running_loop
 from adk_compaction_backport.families._common import COMPACTION_FN, compacts
 
 
