@@ -1,6 +1,6 @@
 """A compaction's place in its session's order, as one ``async with``.
 
-``async with in_turn_order(identity, app, seen, landed, limit, after, on_wait)
+``async with in_turn_order(identity, app, seen, writes, limit, after, on_wait)
 as window`` covers everything a compaction waits for before it may summarize:
 
 * its turn's *claim* (``_process_locks.turn_claim``), taken at once when a
@@ -35,6 +35,7 @@ from adk_compaction_backport._process_locks import (
     until_claimed_is,
 )
 from adk_compaction_backport._session_identity import SessionIdentity
+from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._windows import (
     earlier_due_turn,
     may_be_due,
@@ -75,9 +76,9 @@ async def _read(identity: SessionIdentity, known: Sequence[Any]) -> Any:
 class in_turn_order:
     """Claim, in-process order, grace and lock of one compaction (see above).
 
-    ``seen``: the events its turn ended with; ``landed``: has ``own_summary``,
-    the summary this process stored last (``_windows.OwnSummary``), read each
-    time the window is cut; ``after()``: waits for this process's earlier
+    ``seen``: the events its turn ended with; ``writes``: this process's
+    writes to the session (``_session_writes``), whose ``own_summary`` is read
+    each time the window is cut; ``after()``: waits for this process's earlier
     compaction of the session, True if it had to; ``on_wait()``: called when
     the compaction has to wait for another process.
     """
@@ -87,18 +88,15 @@ class in_turn_order:
         identity: SessionIdentity,
         app: Any,
         seen: Sequence[Any],
-        landed: Any,
+        writes: SessionWrites,
         limit: float,
         after: Callable[[], Awaitable[bool]],
         on_wait: Callable[[], None],
     ) -> None:
-        self._identity = identity
-        self._app = app
-        self._seen = seen
-        self._landed = landed
+        self._identity, self._app = identity, app
+        self._seen, self._writes = seen, writes
         self._limit = limit
-        self._after = after
-        self._on_wait = on_wait
+        self._after, self._on_wait = after, on_wait
         self._claim: Any = ASYNC_NULL_CONTEXT
         self._lock: Any = None
         self._graced = False
@@ -129,7 +127,7 @@ class in_turn_order:
 
     def _window(self, stored: Any = None) -> List[Any]:
         events = None if stored is None else stored.events
-        return window_events(self._seen, self._landed.own_summary, events)
+        return window_events(self._seen, self._writes.own_summary, events)
 
     async def _locked(self) -> List[Any]:
         """Across processes: one compaction of the session at a time, building
