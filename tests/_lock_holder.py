@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from adk_compaction_backport._process_locks import session_lock, turn_claim
+from adk_compaction_backport._session_identity import SessionIdentity
 
 ASYNC_DRIVERS = ("asyncpg", "aiomysql", "aiosqlite")
 
@@ -46,9 +47,8 @@ async def main(
     user_id: str = "user",
     turn: str = "",
 ) -> None:
-    service = storage(spec)
-    names = (service, app_name, user_id, session_id)
-    lock = turn_claim(*names, turn) if turn else session_lock(*names, 5.0)
+    identity = SessionIdentity(storage(spec), app_name, user_id, session_id)
+    lock = turn_claim(identity, turn) if turn else session_lock(identity, 5.0)
     async with lock as held:
         print("held" if held else "not held", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -26,18 +26,18 @@ from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.genai import types
 
 import adk_compaction_backport as acb
-from adk_compaction_backport import _coordinator
+from adk_compaction_backport import _turn_order
 from adk_compaction_backport._process_locks import CROSS_PROCESS_VARIABLE
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID
 from harness import GatedEchoModel, with_token_threshold
 
-DEFAULT_CLAIM_GRACE = _coordinator.CLAIM_GRACE
+DEFAULT_CLAIM_GRACE = _turn_order.CLAIM_GRACE
 
 
 class Gate:
-    """Stops this worker's compactions before one of the coordinator's
-    cross-process steps (``session_lock``, the session's lock, or
+    """Stops this worker's compactions before one of their cross-process
+    steps in ``_turn_order`` (``session_lock``, the session's lock, or
     ``turn_claim``, a turn's claim), as a slow first lock connection or a busy
     machine does, and tells when one has let go of it."""
 
@@ -46,7 +46,7 @@ class Gate:
         self.reached = asyncio.Event()
         self.opened = asyncio.Event()
         self.left = asyncio.Event()
-        self.real = getattr(_coordinator, step)
+        self.real = getattr(_turn_order, step)
         gate = self
 
         class gated(self.real):  # type: ignore[misc, valid-type]
@@ -59,10 +59,10 @@ class Gate:
                 await super().__aexit__(*exc_info)
                 gate.left.set()
 
-        setattr(_coordinator, step, gated)
+        setattr(_turn_order, step, gated)
 
     def remove(self) -> None:
-        setattr(_coordinator, self.step, self.real)
+        setattr(_turn_order, self.step, self.real)
         self.opened.set()
 
 
@@ -116,7 +116,7 @@ class Worker:
         for gate in self.gates.values():
             gate.remove()
         self.gates.clear()
-        _coordinator.CLAIM_GRACE = command.get("claim_grace", DEFAULT_CLAIM_GRACE)
+        _turn_order.CLAIM_GRACE = command.get("claim_grace", DEFAULT_CLAIM_GRACE)
         self.control = SummarizerControl(
             delay=command.get("summarizer_delay", 0.0), echo=command.get("echo", False)
         )

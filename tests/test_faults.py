@@ -21,12 +21,11 @@ from sqlalchemy.exc import OperationalError
 
 import adk_compaction_backport as acb
 from adk_compaction_backport._activation import installed_adk_version
-from adk_compaction_backport._coordinator import (
-    COORDINATOR,
+from adk_compaction_backport._compaction_run import (
     DEFAULT_TIME_LIMIT,
     TIME_LIMIT_VARIABLE,
-    Coordinator,
 )
+from adk_compaction_backport._coordinator import COORDINATOR, Coordinator
 from adk_compaction_backport.verify.analysis import inspect_session
 from harness import (
     BACKPORT_ONLY,

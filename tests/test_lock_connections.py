@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from _mysql import execute as mysql_execute
 from adk_compaction_backport import drain
 from adk_compaction_backport._process_locks import session_lock
+from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID, message
 from adk_compaction_backport.verify.urls import uses_async_engine
@@ -190,7 +191,8 @@ def read_while_locked(service: Any, server: Server, sql: str, **params: Any) -> 
     holds a session's lock."""
 
     async def locked() -> List[Any]:
-        async with session_lock(service, "app", "user", "s", 5.0) as held:
+        identity = SessionIdentity(service, "app", "user", "s")
+        async with session_lock(identity, 5.0) as held:
             assert held is True
             return server.query(sql, db=server.db_url.database, **params)
 

@@ -24,6 +24,7 @@ from adk_compaction_backport._process_locks import (
     session_lock,
     turn_claim,
 )
+from adk_compaction_backport._session_identity import SessionIdentity
 from devtools.ports import free_port
 
 pytestmark = pytest.mark.multiprocess
@@ -72,8 +73,8 @@ def take(spec: str, session_id: str, limit: float) -> Optional[bool]:
     """Try to take the lock here (this test's process); release it at once."""
 
     async def attempt() -> Optional[bool]:
-        service = storage(spec)
-        async with session_lock(service, "app", "user", session_id, limit) as held:
+        identity = SessionIdentity(storage(spec), "app", "user", session_id)
+        async with session_lock(identity, limit) as held:
             return held
 
     return asyncio.run(attempt())
@@ -146,13 +147,12 @@ def claimed(spec: str, session_id: str, turn: str, own_claim: bool = False) -> b
     while holding the same claim itself)."""
 
     async def ask() -> bool:
-        service = storage(spec)
-        names = (service, "app", "user", session_id)
+        identity = SessionIdentity(storage(spec), "app", "user", session_id)
         if not own_claim:
-            return await claimed_elsewhere(*names, turn)
-        async with turn_claim(*names, turn) as held:
+            return await claimed_elsewhere(identity, turn)
+        async with turn_claim(identity, turn) as held:
             assert held
-            return await claimed_elsewhere(*names, turn)
+            return await claimed_elsewhere(identity, turn)
 
     return asyncio.run(ask())
 

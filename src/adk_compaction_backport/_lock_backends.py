@@ -34,6 +34,8 @@ import threading
 import weakref
 from typing import Any, AsyncIterator, Callable, Dict, Optional, Set, Tuple
 
+from adk_compaction_backport._storage import place_of
+
 SIDE_CAR_SUFFIX = ".adk-compaction.lock"
 # Byte offsets in the sidecar file stay below 2**40: far apart for a hash, and
 # within every platform's 64-bit ``off_t``.
@@ -357,39 +359,19 @@ def backend_for(service: Any) -> Optional[Tuple[Any, Any]]:
     """(identity, a factory of its locks) for ``service``'s storage, or None.
 
     None where nothing is shared between processes (memory, ``:memory:``
-    SQLite) or the service is not one we know.
+    SQLite) or the database is not one we have locks for. The identity is
+    ``_storage.place_of`` (and the engine's style: a backend connects as its
+    engine does).
     """
-    engine = getattr(service, "db_engine", None)
-    url = getattr(engine, "url", None)
-    if url is not None and hasattr(url, "get_backend_name"):
-        return _database_backend(engine, url)
-    path = getattr(service, "_db_path", None)
-    if isinstance(path, str) and _is_file(path):
-        real = os.path.realpath(path)
-        return ("file", real), lambda: FileLocks(real)
-    return None
-
-
-def _database_backend(engine: Any, url: Any) -> Optional[Tuple[Any, Any]]:
-    name = url.get_backend_name()
-    if name == "sqlite":
-        database = url.database or ""
-        if not _is_file(database) or url.query.get("mode") == "memory":
-            return None
-        real = os.path.realpath(database)
-        return ("file", real), lambda: FileLocks(real)
-    dialect = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(
-        name
-    )
-    if dialect is None:
+    place = place_of(service)
+    if place[0] == "file":
+        return place, lambda: FileLocks(place[1])
+    dialect = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+    if place[0] != "database" or place[1] not in dialect:
         return None
+    engine = service.db_engine
     is_async = hasattr(engine, "sync_engine")
-    identity = ("database", url.render_as_string(hide_password=False), is_async)
-    return identity, lambda: DatabaseLocks(engine, dialect)
-
-
-def _is_file(path: str) -> bool:
-    return bool(path) and path != ":memory:" and "mode=memory" not in path
+    return (place, is_async), lambda: DatabaseLocks(engine, dialect[place[1]])
 
 
 class _Registry:

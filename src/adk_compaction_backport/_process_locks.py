@@ -1,7 +1,8 @@
 """One compaction per session across processes sharing one database.
 
-``async with session_lock(service, app, user, session_id, limit) as held``
-takes a lock that every process using the same storage sees (see
+``async with session_lock(identity, limit) as held`` (``identity``: a
+``_session_identity.SessionIdentity``, which resolves the backend once) takes
+a lock that every process using the same storage sees (see
 ``_lock_backends``: PostgreSQL advisory locks, MySQL/MariaDB named locks, a
 byte-range lock beside a SQLite file). ``held`` is True when it was taken,
 False when it was tried and not taken, None when there is nothing to take
@@ -35,7 +36,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -62,16 +63,15 @@ def _digest(
     return hashlib.blake2b(space + b"\0" + encoded, digest_size=32).digest()
 
 
-def _backend(service: Any, app_name: str) -> Any:
-    """This process's lock backend for where ``service`` stores ``app_name``'s
-    sessions, or None (off, or nothing shared between processes)."""
+def lock_backend(storage: Any) -> Any:
+    """This process's lock backend for ``storage`` (a service that stores
+    sessions itself), or None (off, or nothing shared between processes)."""
     if not cross_process_enabled():
         return None
     try:
         from adk_compaction_backport._lock_backends import locks_for
-        from adk_compaction_backport._storage import storage_of
 
-        return locks_for(storage_of(service, app_name))
+        return locks_for(storage)
     except Exception:
         logger.debug("no cross-process lock for this service", exc_info=True)
         return None
@@ -87,13 +87,10 @@ async def _pause(pause: float, deadline: float) -> Optional[float]:
     return min(pause * 1.5, LAST_POLL)
 
 
-def _claim_key(
-    backend: Any, app_name: str, user_id: str, session_id: str, turn: str
-) -> Any:
+def _claim_key(identity: Any, turn: str) -> Any:
     """The backend's key for the claim of ``turn``'s compaction."""
-    return backend.key_of(
-        _digest(app_name, user_id, session_id, turn, space=CLAIM_NAMESPACE)
-    )
+    digest = _digest(*identity.names, turn, space=CLAIM_NAMESPACE)
+    return identity.locks.key_of(digest)
 
 
 class session_lock:
@@ -101,25 +98,21 @@ class session_lock:
 
     def __init__(
         self,
-        service: Any,
-        app_name: str,
-        user_id: str,
-        session_id: str,
+        identity: Any,
         wait_limit: float,
         on_wait: Optional[Callable[[], None]] = None,
     ) -> None:
         self._on_wait = on_wait
-        self._service = service
-        self._names = (app_name, user_id, session_id)
+        self._identity = identity
         self._wait_limit = wait_limit
         self._backend: Any = None
         self._held: Any = None  # the key, while held
 
     async def __aenter__(self) -> Optional[bool]:
-        self._backend = _backend(self._service, self._names[0])
+        self._backend = self._identity.locks
         if self._backend is None:
             return None
-        key = self._backend.key_of(_digest(*self._names))
+        key = self._backend.key_of(_digest(*self._identity.names))
         try:
             if await self._acquire(key):
                 self._held = key
@@ -131,7 +124,7 @@ class session_lock:
             "compaction of session %s waited %s s for another process's "
             "compaction of it and goes on without the cross-process lock (%s "
             "sets the limit)",
-            self._names[2],
+            self._identity.session_id,
             self._wait_limit,
             "ADK_COMPACTION_BACKPORT_TIMEOUT",
         )
@@ -208,20 +201,18 @@ class turn_claim:
     this one: the ranges may then be cut elsewhere, each still summarized once.
     """
 
-    def __init__(
-        self, service: Any, app_name: str, user_id: str, session_id: str, turn: str
-    ) -> None:
-        self._service = service
-        self._names = (app_name, user_id, session_id, turn)
+    def __init__(self, identity: Any, turn: str) -> None:
+        self._identity = identity
+        self._turn = turn
         self._token: Any = None
         self._backend: Any = None
         self._held: Any = None  # the key, while held
 
     async def __aenter__(self) -> bool:
-        self._backend = _backend(self._service, self._names[0])
+        self._backend = self._identity.locks
         if self._backend is None:
             return False
-        key = _claim_key(self._backend, *self._names)
+        key = _claim_key(self._identity, self._turn)
         try:
             self._token = await self._backend.try_lock(key)
         except Exception:
@@ -245,14 +236,12 @@ class turn_claim:
             logger.debug("releasing a turn's claim failed", exc_info=True)
 
 
-async def claimed_elsewhere(
-    service: Any, app_name: str, user_id: str, session_id: str, turn: str
-) -> bool:
+async def claimed_elsewhere(identity: Any, turn: str) -> bool:
     """Whether another process holds the claim of ``turn``'s compaction."""
-    backend = _backend(service, app_name)
+    backend = identity.locks
     if backend is None:
         return False
-    key = _claim_key(backend, app_name, user_id, session_id, turn)
+    key = _claim_key(identity, turn)
     with backend.guard:
         if key in backend.claims:
             return False
@@ -264,16 +253,12 @@ async def claimed_elsewhere(
 
 
 async def until_claimed_is(
-    held: bool,
-    service: Any,
-    names: Tuple[str, str, str],
-    turn: str,
-    deadline: float,
+    held: bool, identity: Any, turn: str, deadline: float
 ) -> None:
     """Wait (polling) until ``turn``'s claim is held elsewhere (or is gone),
     or ``deadline`` (``time.monotonic()``) passes."""
     pause: Optional[float] = FIRST_POLL
-    while await claimed_elsewhere(service, *names, turn) != held:
+    while await claimed_elsewhere(identity, turn) != held:
         pause = await _pause(pause, deadline)
         if pause is None:
             return

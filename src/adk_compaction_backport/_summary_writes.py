@@ -11,32 +11,30 @@ and every event the summary covers, in order, none of them rewound. Otherwise
 it is dropped with a warning (a later compaction covers what is still there).
 
 Then it is written through the newest turn's ``Session`` (the current
-reference), so that turn's next write is not behind storage; or, when that
-object cannot be used, through the read just made. A write refused as stale
-starts over: read, check, write.
+reference, ``_session_writes``), so that turn's next write is not behind
+storage; or, when that object cannot be used, through the read just made. A
+write refused as stale starts over: read, check, write.
+
+``SummaryWriter`` stands in for the session service inside upstream's
+compaction function, so every summary upstream writes goes through here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from typing import (
-    Any,
-    AsyncContextManager,
-    Callable,
-    List,
-    NamedTuple,
-    Optional,
-    Sequence,
-)
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
     TIMESTAMP_SLACK,
     compaction_of,
     end_timestamp,
 )
-from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._rewinds import live_events
+from adk_compaction_backport._session_identity import SessionIdentity
+from adk_compaction_backport._session_writes import SessionWrites
+from adk_compaction_backport._windows import OwnSummary
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -50,6 +48,16 @@ STALE_PAUSE = 0.005
 """Seconds before reading again after losing, doubled each time (5 ms to 0.32
 s, about 0.64 s in all): another process's turn writes a burst of events, and
 a summary that keeps reading in the middle of it keeps losing."""
+# Set while a summary is stored: the session service's write wrapper leaves
+# those writes to ``store_summary`` (its own checks and retries).
+_STORING_A_SUMMARY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "adk_compaction_backport_storing_a_summary", default=False
+)
+
+
+def storing_a_summary() -> bool:
+    """Whether the running code is a ``SummaryWriter`` storing a summary."""
+    return _STORING_A_SUMMARY.get()
 
 
 class Snapshot(NamedTuple):
@@ -134,27 +142,60 @@ def _reaches_as_far(events: List[Any], summary: Any) -> bool:
     )
 
 
+class SummaryWriter:
+    """Stands in for the session service inside upstream's compaction function.
+
+    Upstream calls ``append_event(session=<its session>, event=summary)``; the
+    write goes where ``store_summary`` allows, through the session's current
+    reference or a fresh read. Anything else goes to the service.
+    """
+
+    def __init__(
+        self,
+        identity: SessionIdentity,
+        writes: SessionWrites,
+        snapshot: Snapshot,
+        is_stale: Callable[[BaseException], bool],
+    ) -> None:
+        self._identity = identity
+        self._writes = writes
+        self._snapshot = snapshot
+        self._is_stale = is_stale
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._identity.service, name)
+
+    async def append_event(self, session: Any, event: Any) -> Any:
+        token = _STORING_A_SUMMARY.set(True)
+        try:
+            stored = await store_summary(
+                self._identity, self._snapshot, event, self._writes, self._is_stale
+            )
+        finally:
+            _STORING_A_SUMMARY.reset(token)
+        if stored:
+            self._writes.own_summary = OwnSummary(event, self._snapshot.first_event_id)
+        return event
+
+
 async def store_summary(
-    service: Any,
+    identity: SessionIdentity,
     snapshot: Snapshot,
     summary: Any,
-    current: Callable[[], Optional[Any]],
-    writing_through: Callable[[Any], AsyncContextManager[Any]],
+    writes: SessionWrites,
     is_stale: Callable[[BaseException], bool],
 ) -> bool:
     """Store ``summary`` where it belongs, or drop it (logged); True if stored.
 
-    ``current()``: the newest turn's ``Session`` on this event loop, if any
-    (asked after the read: a newer turn may have started meanwhile);
-    ``writing_through(session)``: the lock to hold while writing through it.
-    Each attempt costs one read of what the session stored since the last.
+    ``writes``: this process's writes to the session, whose current reference
+    (asked after the read: a newer turn may have started meanwhile) the first
+    attempt writes through, holding its lock. Each attempt costs one read of
+    what the session stored since the last.
     """
     refused_once = False
     known = snapshot.loaded
     for attempt in range(ATTEMPTS):
-        stored = await read_session(
-            service, snapshot.app_name, snapshot.user_id, snapshot.session_id, known
-        )
+        stored = await identity.read(known)
         if stored is not None:
             known = stored.events  # the next attempt reads what is newer still
         if stored is not None and any(e.id == summary.id for e in stored.events):
@@ -164,12 +205,12 @@ async def store_summary(
             _dropped(snapshot, reason)
             return False
         through = stored
-        newest = current() if attempt == 0 else None
+        newest = writes.current_here() if attempt == 0 else None
         if newest is not None and not refusal(snapshot, summary, newest):
             through = newest  # its turn's next write then stays level with storage
         try:
-            async with writing_through(through):
-                await service.append_event(session=through, event=summary)
+            async with writes.writing_through(through):
+                await identity.service.append_event(session=through, event=summary)
             return True
         except Exception as error:
             if is_stale(error):

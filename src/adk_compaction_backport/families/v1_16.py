@@ -16,7 +16,8 @@ import functools
 from typing import Any, AsyncGenerator, Callable
 
 from adk_compaction_backport._compat import aclosing
-from adk_compaction_backport._coordinator import COORDINATOR, running_loop
+from adk_compaction_backport._coordinator import COORDINATOR
+from adk_compaction_backport._loops import running_loop
 from adk_compaction_backport._patching import is_active
 from adk_compaction_backport.families._common import COMPACTION_FN, compacts
 
