@@ -53,6 +53,7 @@ from adk_compaction_backport._process_locks import (
     turn_claim,
     until_claimed_is,
 )
+from adk_compaction_backport._rewind_fence import REWIND_FENCE
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._storage import storage_of
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
@@ -607,15 +608,17 @@ class Coordinator:
             return slot.current if slot.current_loop is running_loop() else None
 
         token = _STORING_A_SUMMARY.set(True)
+        names = (snapshot.app_name, snapshot.user_id, snapshot.session_id)
         try:
-            stored = await store_summary(
-                service,
-                snapshot,
-                event,
-                current,
-                lambda session: self.writing_through(service, session),
-                self._is_stale,
-            )
+            async with REWIND_FENCE.held(session_key(service, *names)):
+                stored = await store_summary(
+                    service,
+                    snapshot,
+                    event,
+                    current,
+                    lambda session: self.writing_through(service, session),
+                    self._is_stale,
+                )
         finally:
             _STORING_A_SUMMARY.reset(token)
         if stored:

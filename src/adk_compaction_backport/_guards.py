@@ -368,9 +368,11 @@ FAMILIES: Tuple[Family, ...] = (
                 },
                 variant=Variant("drops-late-summaries", "624cda87bc9ca691"),
             ),
-            # Relied on, not wrapped: it reloads a stale session instead of failing.
-            relies_on(
+            # It reloads a stale session instead of failing: only a rewind's
+            # write is wrapped, fenced against the summaries' (issue #24).
+            wraps(
                 _DATABASE + "DatabaseSessionService.append_event",
+                _AWAITED + "fence_rewinds",
                 {
                     "a819932d6958d656": "1.24.0-1.24.1",
                     "40f54c25097af338": "1.25.0-1.26.0",
