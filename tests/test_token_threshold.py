@@ -13,6 +13,7 @@ turn: only summaries moved storage.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,11 +24,12 @@ from google.adk.runners import Runner
 from packaging.version import Version
 
 from adk_compaction_backport._activation import installed_adk_version
+from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport.verify.fake_model import APP_NAME, EchoModel, SummaryModel
 from harness import CLAIMED_ONLY, Conversation, background_work_done
-from test_leak import last_prompt
+from test_leak import invocation_of, last_prompt, removed_from, summaries_in
 from test_race_awaited import race_where
-from test_runner_writes import summary_landed, watched_conversation
+from test_runner_writes import rewind, summary_landed, watched_conversation
 
 pytestmark = [
     CLAIMED_ONLY,
@@ -98,3 +100,26 @@ async def test_a_request_time_summary_after_the_previous_turns_summary(database)
     stored = await chat.stored()
     replies = [e for e in stored.events if e.author == "assistant"]
     assert len(replies) == 2
+
+
+@race_where(">=1.26,<2.5")
+@pytest.mark.asyncio
+async def test_a_request_time_summary_leaves_an_undone_turn_out(database):
+    """Turn 2 is undone; turn 3's request-time compaction summarizes what is
+    older than its last event. Released 1.26 - 2.4 pick those from every stored
+    event, the undone turn's included (2.5 leaves rewound events out), and the
+    summary brings turn 2 back into turn 3's prompt."""
+    chat = await token_conversation(database)
+    await chat.turn()
+    await chat.turn()
+    await background_work_done()
+    await rewind(chat, await invocation_of(chat, 2))
+    calls = chat.control.calls
+    await chat.turn()  # turn 3
+    await background_work_done()
+
+    assert chat.control.calls > calls, "no compaction ran in turn 3"
+    assert "s0 turn 3" in last_prompt(chat)
+    assert removed_from(last_prompt(chat), 2)
+    live = SimpleNamespace(events=live_events((await chat.stored()).events))
+    assert all(removed_from(text, 2) for text in summaries_in(live))

@@ -172,6 +172,8 @@ _AWAITED = "adk_compaction_backport.families._awaited:"
 _NODES = "adk_compaction_backport.families._workflow_nodes:"
 _NODE_CONTEXT = "google.adk.workflow._llm_agent_wrapper:prepare_llm_agent_context"
 _V1_16 = "adk_compaction_backport.families.v1_16:"
+_TOKENS = "adk_compaction_backport.families._token_threshold:"
+_TOKEN_CHOICE = _COMPACTION + "_events_to_compact_for_token_threshold"
 _DB = {"needs_extra": True}
 
 FAMILIES: Tuple[Family, ...] = (
@@ -368,6 +370,13 @@ FAMILIES: Tuple[Family, ...] = (
                 },
                 variant=Variant("drops-late-summaries", "624cda87bc9ca691"),
             ),
+            # Request-time compaction (1.26+) summarized rewound events.
+            wraps(
+                _TOKEN_CHOICE,
+                _TOKENS + "without_rewound_events",
+                {"413056380eecf310": "1.26.0-1.27.5"},
+                optional=True,  # 1.24-1.25 have no request-time compaction
+            ),
             # It reloads a stale session instead of failing: only a rewind's
             # write is wrapped, fenced against the summaries' (issue #24).
             wraps(
@@ -467,6 +476,18 @@ FAMILIES: Tuple[Family, ...] = (
                     "9fef65accf8a406b": "2.6.0-2.6.3",
                 },
                 **_DB,
+            ),
+            # Request-time compaction summarized rewound events (2.5 leaves
+            # them out itself; the wrapper changes nothing there).
+            wraps(
+                _TOKEN_CHOICE,
+                _TOKENS + "without_rewound_events",
+                {
+                    "13734a71f507e003": "1.28.0-1.33.0",
+                    "048f23036ae0a3b6": "1.34.0-1.39.1",
+                    "a45d3556f4f3edf7": "2.2.0",
+                    "e335fcf0ee6ef7af": "2.3.0-2.6.3",
+                },
             ),
             # A workflow node's summary moved storage on a copy of the
             # parent's ``Session`` (google/adk-python#6691).
