@@ -53,7 +53,7 @@ from adk_compaction_backport._process_locks import (
     turn_claim,
     until_claimed_is,
 )
-from adk_compaction_backport._rewind_fence import REWIND_FENCE
+from adk_compaction_backport._rewind_fence import fenced
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._storage import storage_of
 from adk_compaction_backport._summary_writes import Snapshot, store_summary
@@ -610,7 +610,7 @@ class Coordinator:
         token = _STORING_A_SUMMARY.set(True)
         names = (snapshot.app_name, snapshot.user_id, snapshot.session_id)
         try:
-            async with REWIND_FENCE.held(session_key(service, *names)):
+            async with fenced(session_key(service, *names), service, *names):
                 stored = await store_summary(
                     service,
                     snapshot,

@@ -107,8 +107,10 @@ class session_lock:
         session_id: str,
         wait_limit: float,
         on_wait: Optional[Callable[[], None]] = None,
+        space: bytes = NAMESPACE,
     ) -> None:
         self._on_wait = on_wait
+        self._space = space
         self._service = service
         self._names = (app_name, user_id, session_id)
         self._wait_limit = wait_limit
@@ -119,7 +121,7 @@ class session_lock:
         self._backend = _backend(self._service, self._names[0])
         if self._backend is None:
             return None
-        key = self._backend.key_of(_digest(*self._names))
+        key = self._backend.key_of(_digest(*self._names, space=self._space))
         try:
             if await self._acquire(key):
                 self._held = key

@@ -10,13 +10,17 @@ rewind, still counts, and quotes the undone turn (issue #24). So:
   interleave (``REWIND_FENCE``): a rewind stored before the summary's read is
   seen by its check (the summary is dropped), one stored after its write
   comes after it;
+* across processes the same, by a cross-process lock of its own per session
+  (``_process_locks``, another namespace than the compaction's), held as
+  briefly: on SQLite a stale check is no guard between processes (the driver
+  reads the revision outside the write's transaction, so two writers can both
+  pass it);
 * a rewind written after summaries landed since its read is stamped again
   (``stamped_after``), so it sorts after them and removes them with the turn.
 
 Without the fence, 1.24 - 1.27 (``DatabaseSessionService`` reloads a stale
 session and writes anyway) stored a summary whose check ran just before a
-rewind landed. Across processes the stamp alone covers releases whose stale
-check sees the other writer (1.20+ except 1.24 - 1.27).
+rewind landed, and two processes on SQLite did on every release.
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ import time
 from typing import Any, AsyncIterator, Dict, Hashable, Sequence, Tuple
 
 from adk_compaction_backport._catch_up import is_plain_summary
+from adk_compaction_backport._process_locks import session_lock
+
+FENCE_NAMESPACE = b"adk-compaction-backport/rewind-fence/v1"
+FENCE_WAIT = 5.0
+"""Seconds a write waits for another process's fenced write (a summary's
+check and write, or a rewind's write: milliseconds each) before it goes on."""
 
 
 class RewindFence:
@@ -57,6 +67,18 @@ class RewindFence:
 
 
 REWIND_FENCE = RewindFence()
+
+
+@contextlib.asynccontextmanager
+async def fenced(
+    key: Hashable, service: Any, app_name: str, user_id: str, session_id: str
+) -> AsyncIterator[None]:
+    """Hold the session's fence in this process (``key``) and across processes."""
+    async with REWIND_FENCE.held(key):
+        async with session_lock(
+            service, app_name, user_id, session_id, FENCE_WAIT, space=FENCE_NAMESPACE
+        ):
+            yield
 
 
 def stamped_after(event: Any, known: Sequence[Any], stored: Sequence[Any]) -> bool:

@@ -24,7 +24,7 @@ from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, CompactFn, session_key
 from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._patching import is_active
-from adk_compaction_backport._rewind_fence import REWIND_FENCE, stamped_after
+from adk_compaction_backport._rewind_fence import fenced, stamped_after
 from adk_compaction_backport._rewinds import rewound_before
 
 CATCH_UP_ATTEMPTS = 3
@@ -102,7 +102,7 @@ async def _rewind_fenced(service: Any, session: Any, event: Any) -> AsyncIterato
     """Hold the session's rewind fence; stamp the rewind after any summary
     stored since its read (``_rewind_fence``)."""
     names = (session.app_name, session.user_id, session.id)
-    async with REWIND_FENCE.held(session_key(service, *names)):
+    async with fenced(session_key(service, *names), service, *names):
         stored = await read_session(service, *names, session.events)
         if stored is not None:
             stamped_after(event, session.events, stored.events)
