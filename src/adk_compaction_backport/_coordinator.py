@@ -380,6 +380,24 @@ class Coordinator:
             return ASYNC_NULL_CONTEXT
         return slot.writes
 
+    def summary_ahead_of(self, service: Any, session: Any) -> bool:
+        """Whether this process has a compaction of ``session`` in flight on
+        this loop, or stored a summary ``session`` has not seen (issue #24:
+        a request-time summary then waits for it instead of repeating it)."""
+        key = session_key(service, session.app_name, session.user_id, session.id)
+        loop = running_loop()
+        with self._lock:
+            if any(
+                task_key == key and task.get_loop() is loop and not task.done()
+                for task, task_key in self._tasks.items()
+            ):
+                return True
+            slot = self._slots.get(key)
+            summary = None if slot is None else slot.last_summary
+            first = None if slot is None else slot.last_summary_from
+        ids = {event.id for event in session.events}
+        return summary is not None and summary.id not in ids and first in ids
+
     @staticmethod
     def storing_a_summary() -> bool:
         """Whether the running code is the coordinator storing a summary."""
