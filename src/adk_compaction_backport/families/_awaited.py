@@ -26,6 +26,7 @@ from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._patching import is_active
 from adk_compaction_backport._rewind_fence import fenced, stamped_after
 from adk_compaction_backport._rewinds import rewound_before
+from adk_compaction_backport.families._token_threshold import compacted_at_request_time
 
 CATCH_UP_ATTEMPTS = 3
 
@@ -41,6 +42,16 @@ def _writing_through(original: Callable[..., Any], options: Any) -> CompactFn:
                 await writer.append_event(session=session, event=summary)
 
     return compact
+
+
+def _skip_token_check_if_done(session: Any, options: Any) -> None:
+    """Skip the token check after the invocation when its turn's request-time
+    compaction already summarized, as upstream does (1.26 - 2.7.x) except for
+    a workflow node's, whose mark stays on a copy of the context (2.2 - 2.7.x)."""
+    if options.get("skip_token_compaction") is False and compacted_at_request_time(
+        session
+    ):
+        options["skip_token_compaction"] = True
 
 
 def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,6 +73,7 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
                         yield summary
                 return
             # The coordinator stores the summary; the runner gets none to append.
+            _skip_token_check_if_done(session, options)
             compact = _writing_through(original, options)
             await COORDINATOR.compact(app, session, session_service, compact)
 
@@ -73,6 +85,7 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
     ) -> None:
         if not is_active() or not COORDINATOR.in_a_turn(session_service, session):
             return await original(app, session, session_service, **options)
+        _skip_token_check_if_done(session, options)
         compact = _writing_through(original, options)
         await COORDINATOR.compact(app, session, session_service, compact)
         return None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import weakref
 from typing import Any, Callable, List, Optional
 
 from adk_compaction_backport._catch_up import caught_up_with_summaries
@@ -47,6 +48,23 @@ class _RequestTime:
             return False
         self.deferred = True
         return True
+
+
+# Sessions whose turn stored a request-time summary. On 2.2 - 2.7.x a workflow
+# node runs in a copy of the invocation context, so upstream's own mark of it
+# (``token_compaction_checked``) never reaches the parent, and the check after
+# the invocation summarized again: one summarizer call per turn, its summary
+# then dropped (it covers node inputs that are never stored).
+# (``Session`` is not hashable: by id, the entry going with the object.)
+_COMPACTED: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+
+
+def compacted_at_request_time(session: Any) -> bool:
+    """Whether ``session``'s turn stored a request-time summary (asked once)."""
+    if _COMPACTED.get(id(session)) is not session:
+        return False
+    del _COMPACTED[id(session)]
+    return True
 
 
 _DECIDING: contextvars.ContextVar[Optional[_RequestTime]] = contextvars.ContextVar(
@@ -94,15 +112,17 @@ def after_the_summary_in_flight(original: Callable[..., Any]) -> Callable[..., A
         token = _DECIDING.set(deciding)
         try:
             compacted = await original(*args, **kwargs)
-            if not deciding.deferred:
-                return compacted
-            await COORDINATOR.wait_for_session(
-                service, session.app_name, session.user_id, session.id
-            )
-            await caught_up_with_summaries(service, session)
-            deciding.final = True
-            return await original(*args, **kwargs)
+            if deciding.deferred:
+                await COORDINATOR.wait_for_session(
+                    service, session.app_name, session.user_id, session.id
+                )
+                await caught_up_with_summaries(service, session)
+                deciding.final = True
+                compacted = await original(*args, **kwargs)
         finally:
             _DECIDING.reset(token)
+        if compacted:
+            _COMPACTED[id(session)] = session
+        return compacted
 
     return _run_compaction_for_token_threshold_config
