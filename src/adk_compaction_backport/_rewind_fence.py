@@ -74,11 +74,13 @@ async def fenced(
     key: Hashable, service: Any, app_name: str, user_id: str, session_id: str
 ) -> AsyncIterator[None]:
     """Hold the session's fence in this process (``key``) and across processes."""
-    async with REWIND_FENCE.held(key):
-        async with session_lock(
+    async with (
+        REWIND_FENCE.held(key),
+        session_lock(
             service, app_name, user_id, session_id, FENCE_WAIT, space=FENCE_NAMESPACE
-        ):
-            yield
+        ),
+    ):
+        yield
 
 
 def stamped_after(event: Any, known: Sequence[Any], stored: Sequence[Any]) -> bool:

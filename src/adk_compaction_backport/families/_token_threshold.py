@@ -56,7 +56,7 @@ class _RequestTime:
 # the invocation summarized again: one summarizer call per turn, its summary
 # then dropped (it covers node inputs that are never stored).
 # (``Session`` is not hashable: by id, the entry going with the object.)
-_COMPACTED: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_COMPACTED: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
 
 def compacted_at_request_time(session: Any) -> bool:
