@@ -15,9 +15,9 @@ rewind failed, every user message is stored, no stored summary still counting
 quotes a rewound turn, and no prompt after an undo shows the undone turn's
 text. With the sliding window alone, also: no invocation range is summarized
 twice, and every summarizer call ends in one stored summary or a warning that
-it was dropped. Request-time summaries are not coordinated with the package's
-own (docs/compaction-triggers.md, "Not done yet"), so the ``window+tokens``
-schedules do not assert those two.
+it was dropped. Request-time summaries are coordinated with the package's own
+only within a process (docs/compaction-triggers.md, "Not done yet"), so the
+``window+tokens`` schedules do not assert those two.
 
 Seeded: ``ADK_BACKPORT_SCHEDULE_SEED=7`` (or ``7,8,9``) runs those seeds
 instead of the fixed default ones; a failure names its seed and schedule.
