@@ -12,9 +12,9 @@ rewind, still counts, and quotes the undone turn (issue #24). So:
   comes after it;
 * across processes the same, by a cross-process lock of its own per session
   (``_process_locks``, another namespace than the compaction's), held as
-  briefly: on SQLite a stale check is no guard between processes (the driver
-  reads the revision outside the write's transaction, so two writers can both
-  pass it);
+  briefly: on SQLite a summary and a rewind from two processes were seen to
+  both pass upstream's stale check (most likely the driver opens the write's
+  transaction only at its first write, after the check);
 * a rewind written after summaries landed since its read is stamped again
   (``stamped_after``), so it sorts after them and removes them with the turn.
 
