@@ -26,6 +26,8 @@ START_UP = (
         "google.adk.runners",
         "google.adk.apps.compaction",
         "google.adk.flows.llm_flows.contents",
+        "google.adk.flows.llm_flows.compaction",
+        "google.adk.flows.llm_flows.context._compaction",
         "google.adk.sessions.database_session_service",
         "google.adk.sessions.sqlite_session_service",
         "google.adk.workflow._llm_agent_wrapper",

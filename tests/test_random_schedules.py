@@ -15,9 +15,9 @@ rewind failed, every user message is stored, no stored summary still counting
 quotes a rewound turn, and no prompt after an undo shows the undone turn's
 text. With the sliding window alone, also: no invocation range is summarized
 twice, and every summarizer call ends in one stored summary or a warning that
-it was dropped. Request-time summaries are not coordinated with the package's
-own (docs/compaction-triggers.md, "Not done yet"), so the ``window+tokens``
-schedules do not assert those two.
+it was dropped. Request-time summaries are coordinated with the package's own
+only within a process (docs/compaction-triggers.md, "Not done yet"), so the
+``window+tokens`` schedules do not assert those two.
 
 Seeded: ``ADK_BACKPORT_SCHEDULE_SEED=7`` (or ``7,8,9``) runs those seeds
 instead of the fixed default ones; a failure names its seed and schedule.
@@ -26,17 +26,15 @@ instead of the fixed default ones; a failure names its seed and schedule.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import random
 import re
 from collections import Counter
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 import pytest
-from google.adk.apps import compaction
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -69,30 +67,6 @@ pytestmark = [
         reason="no EventsCompactionConfig.token_threshold before google-adk 1.25",
     ),
 ]
-
-# Upstream's own compaction leaves rewound events out only in late 2.x
-# releases (``_apply_rewinds`` in ``apps/compaction.py``; 2.13.0 has it,
-# 1.39.1 not). Before those, with ``token_threshold`` set, a summary can still
-# quote an undone turn and bring it back into the prompt (seen on 1.39.1 with
-# the package, seed 2; most likely a request-time summary, which runs
-# upstream's code inside the turn, not pinned down yet: issue #24, left open).
-# The schedules report that as an expected failure there, after every other
-# assertion has passed.
-COMPACTION_APPLIES_REWINDS = "_apply_rewinds" in inspect.getsource(compaction)
-
-
-def known_leak(tokens: bool, processes: int = 1) -> Optional[str]:
-    """Why an undone turn may still come back here (a gap, reported as xfail)."""
-    if processes > 1:
-        # Seen once on 1.39.1 (CI, SQLite, seed 1, sliding window): an undo
-        # served by the other worker while the summary was being computed.
-        return "two processes: a summary of a turn undone in the other worker"
-    if ADK_RELEASE in SpecifierSet(">=1.24,<1.28"):
-        return "1.24-1.27: a summary of an undone turn lands (not diagnosed yet)"
-    if tokens and not COMPACTION_APPLIES_REWINDS:
-        return "token-threshold summaries of undone turns (known gap)"
-    return None
-
 
 SEED_VARIABLE = "ADK_BACKPORT_SCHEDULE_SEED"
 DEFAULT_SEEDS = (1, 2)
@@ -227,8 +201,6 @@ async def test_a_random_schedule_keeps_the_guarantees(
         leaks = [leak for chat in chats for leak in await check(chat, tokens, caplog)]
     except Exception as error:
         raise AssertionError(f"{where}: {error!r}") from error
-    if leaks and known_leak(tokens):
-        pytest.xfail(f"{known_leak(tokens)}: {leaks}")
     assert not leaks, f"{where}: {leaks}"
 
 
@@ -353,6 +325,4 @@ async def test_a_random_schedule_over_two_processes_keeps_the_guarantees(
             )
     except Exception as error:
         raise AssertionError(f"{where}: {error!r}") from error
-    if leaks and known_leak(tokens, processes=2):
-        pytest.xfail(f"{known_leak(tokens, processes=2)}: {leaks}")
     assert not leaks, f"{where}: {leaks}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from google.adk.runners import Runner
@@ -34,6 +34,7 @@ from adk_compaction_backport.verify.fake_model import SummarizerControl
 from adk_compaction_backport.verify.scenario import USER_ID, message
 from harness import (
     CLAIMED_ONLY,
+    OTHER_FAMILY,
     REWINDS_ONLY,
     Conversation,
     _read_to_the_end,
@@ -55,13 +56,21 @@ race_where_a_summary_makes_it_stale = race_where(">=1.20,<1.24", ">=1.28")
 
 
 class Watching(Pausing):
-    """Holds the next read on request; tells when a summary was stored."""
+    """Holds the next read, or the next rewind's write, on request; tells when
+    a summary was stored."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.summary_stored = asyncio.Event()
+        self.pause_next_rewind: Optional[asyncio.Event] = None
+        self.rewind_waits = asyncio.Event()
 
     async def append_event(self, session: Any, event: Any) -> Any:
+        resume = self.pause_next_rewind
+        if resume is not None and event.actions.rewind_before_invocation_id:
+            self.pause_next_rewind = None
+            self.rewind_waits.set()  # made (and stamped), not written yet
+            await resume.wait()
         stored = await super().append_event(session=session, event=event)
         if compaction_of(event) is not None:
             self.summary_stored.set()
@@ -168,6 +177,34 @@ async def test_a_rewind_that_another_turn_overtook_still_fails(database):
     await background_work_done()
     stored = await chat.stored()
     assert not any(e.actions.rewind_before_invocation_id for e in stored.events)
+
+
+@pytest.mark.skipif(
+    adk_release < Version("1.19"),
+    reason=OTHER_FAMILY + "1.19+ (1.17-1.18 do not fence a rewind's write yet)",
+)
+@race_where(">=1.19")
+@pytest.mark.asyncio
+async def test_a_summary_made_after_the_rewind_but_stored_before_it(database):
+    """The rewind of turn 2 is made (and stamped) before the summary of turns
+    1-2, and written after it. Released google-adk: the rewind is stale (1.20+
+    except 1.24-1.27), or it is stored with its early stamp, before the summary
+    in storage order, so the summary still counts and brings turn 2 back."""
+    chat = await watched_conversation(database)
+    gate = await chat.turns_with_summarizer_held(2)
+    resume = asyncio.Event()
+    chat.service.pause_next_rewind = resume
+    undo = asyncio.ensure_future(rewind(chat, await invocation_of(chat, 2)))
+    await chat.service.rewind_waits.wait()
+
+    gate.set()
+    await summary_landed(chat)  # made after the rewind event, stored first
+    resume.set()
+    await undo
+    await chat.finish()
+    await background_work_done()
+    assert chat.control.calls == 1
+    await turn_two_is_gone_from_the_next_prompt(chat)
 
 
 @race_where_a_summary_makes_it_stale

@@ -13,6 +13,7 @@ turn: only summaries moved storage.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,11 +24,13 @@ from google.adk.runners import Runner
 from packaging.version import Version
 
 from adk_compaction_backport._activation import installed_adk_version
+from adk_compaction_backport._coordinator import COORDINATOR
+from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport.verify.fake_model import APP_NAME, EchoModel, SummaryModel
 from harness import CLAIMED_ONLY, Conversation, background_work_done
-from test_leak import last_prompt
+from test_leak import invocation_of, last_prompt, removed_from, summaries_in
 from test_race_awaited import race_where
-from test_runner_writes import summary_landed, watched_conversation
+from test_runner_writes import rewind, summary_landed, watched_conversation
 
 pytestmark = [
     CLAIMED_ONLY,
@@ -71,10 +74,9 @@ async def token_conversation(database: Any) -> Conversation:
     return chat
 
 
-@race_where(">=1.28")
-@pytest.mark.asyncio
-async def test_a_request_time_summary_after_the_previous_turns_summary(database):
-    chat = await token_conversation(database)
+async def second_turn_read_before_the_first_summary_landed(chat: Conversation) -> None:
+    """Turn 1's summary is held until turn 2 has read the session, then lands;
+    turn 2 then runs to its end (its request-time compaction included)."""
     # Turn 1: its request (one event) is within the retention; after it,
     # two events are: the post-invocation token compaction summarizes one.
     gate = chat.control.hold()
@@ -93,8 +95,81 @@ async def test_a_request_time_summary_after_the_previous_turns_summary(database)
     await chat.finish()
     await background_work_done()
 
+
+@race_where(">=1.28")
+@pytest.mark.asyncio
+async def test_a_request_time_summary_after_the_previous_turns_summary(database):
+    chat = await token_conversation(database)
+    await second_turn_read_before_the_first_summary_landed(chat)
+
     assert chat.control.calls >= 2
     assert "summary #2" in last_prompt(chat)  # turn 2's model saw its summary
     stored = await chat.stored()
     replies = [e for e in stored.events if e.author == "assistant"]
     assert len(replies) == 2
+
+
+@race_where(">=1.28")
+@pytest.mark.asyncio
+async def test_a_request_time_summary_builds_on_the_summary_in_flight(
+    database, monkeypatch
+):
+    """Turn 2 starts while turn 1's summary is being computed (an eager
+    client); its request-time compaction is due. It does not summarize turn 1's
+    events again: it waits for that summary and builds on it (upstream's
+    rolling seed). Before, with the package, it summarized them from its own
+    read: two summarizer calls over one range, the first one then dropped as
+    reaching no further (issue #24). Released 1.39.1: turn 1's summary write is
+    stale; 2.13.0 discards it."""
+    chat = await token_conversation(database)
+    waits = asyncio.Event()
+    real_wait = COORDINATOR.wait_for_session
+
+    async def spied_wait(*args: Any) -> None:
+        waits.set()  # turn 2 waits for turn 1's summary
+        await real_wait(*args)
+
+    monkeypatch.setattr(COORDINATOR, "wait_for_session", spied_wait)
+    gate = chat.control.hold()
+    await chat.client_turn()
+    await chat.control.wait_for_calls(1)
+    chat.control.gate = None  # later summarizer calls answer at once
+    second = asyncio.ensure_future(chat.turn())
+    repeated = asyncio.ensure_future(chat.control.wait_for_calls(2))
+    waiting = asyncio.ensure_future(waits.wait())
+    await asyncio.wait([repeated, waiting], return_when=asyncio.FIRST_COMPLETED)
+    gate.set()
+    waiting.cancel()
+    await second
+    await chat.finish()
+    await repeated  # the rolling summary on top of turn 1's is call 2
+    await background_work_done()
+
+    texts = summaries_in(await chat.stored())
+    second_summary = [text for text in texts if text.startswith("summary #2")]
+    assert second_summary, f"no request-time summary in turn 2: {texts}"
+    assert "summary #1" in second_summary[0], "turn 1's events summarized again"
+    assert any(text.startswith("summary #1") for text in texts)
+
+
+@race_where(">=1.26,<2.5")
+@pytest.mark.asyncio
+async def test_a_request_time_summary_leaves_an_undone_turn_out(database):
+    """Turn 2 is undone; turn 3's request-time compaction summarizes what is
+    older than its last event. Released 1.26 - 2.4 pick those from every stored
+    event, the undone turn's included (2.5 leaves rewound events out), and the
+    summary brings turn 2 back into turn 3's prompt."""
+    chat = await token_conversation(database)
+    await chat.turn()
+    await chat.turn()
+    await background_work_done()
+    await rewind(chat, await invocation_of(chat, 2))
+    calls = chat.control.calls
+    await chat.turn()  # turn 3
+    await background_work_done()
+
+    assert chat.control.calls > calls, "no compaction ran in turn 3"
+    assert "s0 turn 3" in last_prompt(chat)
+    assert removed_from(last_prompt(chat), 2)
+    live = SimpleNamespace(events=live_events((await chat.stored()).events))
+    assert all(removed_from(text, 2) for text in summaries_in(live))

@@ -32,7 +32,12 @@ from adk_compaction_backport._compaction_run import (
     time_limit_from_environment,
 )
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
-from adk_compaction_backport._loops import Finished, resolve_soon, wait_unless_closed
+from adk_compaction_backport._loops import (
+    Finished,
+    resolve_soon,
+    running_loop,
+    wait_unless_closed,
+)
 from adk_compaction_backport._session_identity import (
     SessionIdentity,
     SessionKey,
@@ -131,6 +136,25 @@ class Coordinator:
         return (
             ASYNC_NULL_CONTEXT if slot is None else slot.writes.writing_through(session)
         )
+
+    def summary_ahead_of(self, service: Any, session: Any) -> bool:
+        """Whether this process has a compaction of ``session`` in flight on
+        this loop, or stored a summary ``session`` has not seen (issue #24:
+        a request-time summary then waits for it instead of repeating it)."""
+        key = _key_of(service, session)
+        loop = running_loop()
+        with self._lock:
+            if any(
+                task_key == key and task.get_loop() is loop and not task.done()
+                for task, task_key in self._tasks.items()
+            ):
+                return True
+            slot = self._slots.get(key)
+            own = None if slot is None else slot.writes.own_summary
+        if own is None:
+            return False
+        ids = {event.id for event in session.events}
+        return own.event.id not in ids and own.first_event_id in ids
 
     @staticmethod
     def storing_a_summary() -> bool:

@@ -172,6 +172,11 @@ _AWAITED = "adk_compaction_backport.families._awaited:"
 _NODES = "adk_compaction_backport.families._workflow_nodes:"
 _NODE_CONTEXT = "google.adk.workflow._llm_agent_wrapper:prepare_llm_agent_context"
 _V1_16 = "adk_compaction_backport.families.v1_16:"
+_TOKENS = "adk_compaction_backport.families._token_threshold:"
+_TOKEN_CHOICE = _COMPACTION + "_events_to_compact_for_token_threshold"
+_REQUEST_TIME = "_run_compaction_for_token_threshold_config"
+_FLOWS = "google.adk.flows.llm_flows.compaction:"  # to 2.9
+_FLOWS_2_10 = "google.adk.flows.llm_flows.context._compaction:"
 _DB = {"needs_extra": True}
 
 FAMILIES: Tuple[Family, ...] = (
@@ -368,9 +373,25 @@ FAMILIES: Tuple[Family, ...] = (
                 },
                 variant=Variant("drops-late-summaries", "624cda87bc9ca691"),
             ),
-            # Relied on, not wrapped: it reloads a stale session instead of failing.
-            relies_on(
+            # Request-time compaction (1.26+) summarized rewound events.
+            wraps(
+                _TOKEN_CHOICE,
+                _TOKENS + "without_rewound_events",
+                {"413056380eecf310": "1.26.0-1.27.5"},
+                optional=True,  # 1.24-1.25 have no request-time compaction
+            ),
+            # ... and summarized what the previous turn's summary covered.
+            wraps(
+                _FLOWS + _REQUEST_TIME,  # imported by name
+                _TOKENS + "after_the_summary_in_flight",
+                {"ba6bed20b439a8c0": "1.26.0-1.27.5"},
+                optional=True,
+            ),
+            # It reloads a stale session instead of failing: only a rewind's
+            # write is wrapped, fenced against the summaries' (issue #24).
+            wraps(
                 _DATABASE + "DatabaseSessionService.append_event",
+                _AWAITED + "fence_rewinds",
                 {
                     "a819932d6958d656": "1.24.0-1.24.1",
                     "40f54c25097af338": "1.25.0-1.26.0",
@@ -466,6 +487,27 @@ FAMILIES: Tuple[Family, ...] = (
                 },
                 **_DB,
             ),
+            # Request-time compaction summarized rewound events (2.5 leaves
+            # them out itself; the wrapper changes nothing there).
+            wraps(
+                _TOKEN_CHOICE,
+                _TOKENS + "without_rewound_events",
+                {
+                    "13734a71f507e003": "1.28.0-1.33.0",
+                    "048f23036ae0a3b6": "1.34.0-1.39.1",
+                    "a45d3556f4f3edf7": "2.2.0",
+                    "e335fcf0ee6ef7af": "2.3.0-2.6.3",
+                },
+            ),
+            wraps(
+                _FLOWS + _REQUEST_TIME,  # imported by name
+                _TOKENS + "after_the_summary_in_flight",
+                {
+                    "ba6bed20b439a8c0": "1.28.0-1.31.1",
+                    "d7b6ea64e667dfd2": "1.32.0-2.4.0",
+                    "c11e608299e63ca6": "2.5.0-2.6.3",
+                },
+            ),
             # A workflow node's summary moved storage on a copy of the
             # parent's ``Session`` (google/adk-python#6691).
             wraps(
@@ -551,6 +593,33 @@ FAMILIES: Tuple[Family, ...] = (
                     "bf409758427858c6": "2.10.0-2.13.0",
                 },
                 **_DB,
+            ),
+            # Request-time compaction summarized what the previous turn's
+            # summary covered (rewinds: applied upstream, nothing changes).
+            wraps(
+                _TOKEN_CHOICE,
+                _TOKENS + "without_rewound_events",
+                {
+                    "e335fcf0ee6ef7af": "2.7.0-2.11.0",
+                    "20049a1a6a651cd7": "2.12.0",
+                    "2a5973b0b75caa75": "2.13.0",
+                },
+            ),
+            wraps(
+                _FLOWS + _REQUEST_TIME,  # imported by name
+                _TOKENS + "after_the_summary_in_flight",
+                {"c11e608299e63ca6": "2.7.0-2.9.2"},
+                optional=True,  # moved to ``context._compaction`` in 2.10
+            ),
+            wraps(
+                _FLOWS_2_10 + _REQUEST_TIME,  # imported by name
+                _TOKENS + "after_the_summary_in_flight",
+                {
+                    "8fa6544a0c738e84": "2.10.0-2.11.0",
+                    "9a7b910c07889f36": "2.12.0",
+                    "4cf4ffa126e4fee0": "2.13.0",
+                },
+                optional=True,
             ),
             # 2.8 shares the parent's ``Session`` itself (google/adk-python#6697).
             wraps(

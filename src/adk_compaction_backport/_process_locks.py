@@ -101,8 +101,10 @@ class session_lock:
         identity: Any,
         wait_limit: float,
         on_wait: Optional[Callable[[], None]] = None,
+        space: bytes = NAMESPACE,
     ) -> None:
         self._on_wait = on_wait
+        self._space = space
         self._identity = identity
         self._wait_limit = wait_limit
         self._backend: Any = None
@@ -112,7 +114,7 @@ class session_lock:
         self._backend = self._identity.locks
         if self._backend is None:
             return None
-        key = self._backend.key_of(_digest(*self._identity.names))
+        key = self._backend.key_of(_digest(*self._identity.names, space=self._space))
         try:
             if await self._acquire(key):
                 self._held = key

@@ -31,6 +31,7 @@ from adk_compaction_backport._compaction_events import (
     compaction_of,
     end_timestamp,
 )
+from adk_compaction_backport._rewind_fence import fenced
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
@@ -168,9 +169,10 @@ class SummaryWriter:
     async def append_event(self, session: Any, event: Any) -> Any:
         token = _STORING_A_SUMMARY.set(True)
         try:
-            stored = await store_summary(
-                self._identity, self._snapshot, event, self._writes, self._is_stale
-            )
+            async with fenced(self._identity):
+                stored = await store_summary(
+                    self._identity, self._snapshot, event, self._writes, self._is_stale
+                )
         finally:
             _STORING_A_SUMMARY.reset(token)
         if stored:

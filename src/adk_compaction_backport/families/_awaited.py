@@ -11,9 +11,10 @@ serves both shapes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from typing import Any, AsyncGenerator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
 from adk_compaction_backport._catch_up import (
     caught_up_with_summaries,
@@ -22,7 +23,10 @@ from adk_compaction_backport._catch_up import (
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, CompactFn
 from adk_compaction_backport._patching import is_active
+from adk_compaction_backport._rewind_fence import fenced, stamped_after
 from adk_compaction_backport._rewinds import rewound_before
+from adk_compaction_backport._session_identity import SessionIdentity
+from adk_compaction_backport.families._token_threshold import compacted_at_request_time
 
 CATCH_UP_ATTEMPTS = 3
 
@@ -38,6 +42,16 @@ def _writing_through(original: Callable[..., Any], options: Any) -> CompactFn:
                 await writer.append_event(session=session, event=summary)
 
     return compact
+
+
+def _skip_token_check_if_done(session: Any, options: Any) -> None:
+    """Skip the token check after the invocation when its turn's request-time
+    compaction already summarized, as upstream does (1.26 - 2.7.x) except for
+    a workflow node's, whose mark stays on a copy of the context (2.2 - 2.7.x)."""
+    if options.get("skip_token_compaction") is False and compacted_at_request_time(
+        session
+    ):
+        options["skip_token_compaction"] = True
 
 
 def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,6 +73,7 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
                         yield summary
                 return
             # The coordinator stores the summary; the runner gets none to append.
+            _skip_token_check_if_done(session, options)
             compact = _writing_through(original, options)
             await COORDINATOR.compact(app, session, session_service, compact)
 
@@ -70,6 +85,7 @@ def compact_through_coordinator(original: Callable[..., Any]) -> Callable[..., A
     ) -> None:
         if not is_active() or not COORDINATOR.in_a_turn(session_service, session):
             return await original(app, session, session_service, **options)
+        _skip_token_check_if_done(session, options)
         compact = _writing_through(original, options)
         await COORDINATOR.compact(app, session, session_service, compact)
         return None
@@ -94,6 +110,39 @@ def _may_catch_up(service: Any, session: Any, event: Any) -> bool:
     return COORDINATOR.in_a_turn(service, session)
 
 
+@contextlib.asynccontextmanager
+async def _rewind_fenced(service: Any, session: Any, event: Any) -> AsyncIterator[None]:
+    """Hold the session's rewind fence; stamp the rewind after any summary
+    stored since its read (``_rewind_fence``)."""
+    identity = SessionIdentity.of(service, session)
+    async with fenced(identity):
+        stored = await identity.read(session.events)
+        if stored is not None:
+            stamped_after(event, session.events, stored.events)
+        yield
+
+
+async def _appended_catching_up(
+    original: Callable[..., Any], service: Any, session: Any, event: Any
+) -> Any:
+    for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
+        try:
+            async with COORDINATOR.writing_through(service, session):
+                appended = await original(service, session=session, event=event)
+            if attempt > 1:
+                put_in_storage_order(session)
+            return appended
+        except Exception as error:
+            if not COORDINATOR.is_stale(error) or attempt == CATCH_UP_ATTEMPTS:
+                raise
+            before = list(session.events)
+            if not await caught_up_with_summaries(service, session):
+                raise
+            if rewound_before(event) is not None:
+                stamped_after(event, before, session.events)
+    raise AssertionError("unreachable")
+
+
 def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
     """A Runner's write that only a summary made stale is retried, not failed."""
 
@@ -101,18 +150,29 @@ def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
     async def append_event(self: Any, session: Any, event: Any) -> Any:
         if not is_active() or not _may_catch_up(self, session, event):
             return await original(self, session=session, event=event)
-        for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
-            try:
-                async with COORDINATOR.writing_through(self, session):
-                    appended = await original(self, session=session, event=event)
-                if attempt > 1:
-                    put_in_storage_order(session)
-                return appended
-            except Exception as error:
-                if not COORDINATOR.is_stale(error) or attempt == CATCH_UP_ATTEMPTS:
-                    raise
-                if not await caught_up_with_summaries(self, session):
-                    raise
-        raise AssertionError("unreachable")
+        if rewound_before(event) is None:
+            return await _appended_catching_up(original, self, session, event)
+        async with _rewind_fenced(self, session, event):
+            return await _appended_catching_up(original, self, session, event)
+
+    return append_event
+
+
+def fence_rewinds(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A rewind never interleaves with a summary's check and write, and sorts
+    after the summaries stored since its read (releases whose service has no
+    stale check a summary moves: 1.16 - 1.18, and 1.24 - 1.27, which reload a
+    stale session and write anyway). Other writes are upstream's."""
+
+    @functools.wraps(original)
+    async def append_event(self: Any, session: Any, event: Any) -> Any:
+        if (
+            not is_active()
+            or rewound_before(event) is None
+            or COORDINATOR.storing_a_summary()
+        ):
+            return await original(self, session=session, event=event)
+        async with _rewind_fenced(self, session, event):
+            return await original(self, session=session, event=event)
 
     return append_event
