@@ -248,18 +248,28 @@ def test_the_lock_connection_comes_from_the_services_creator(
 
 @pytest.fixture
 def mysql_user(mysql_server_url: str, mysql_db_url: str) -> Iterator[Dict[str, str]]:
-    """A user of the test's database who must give a password."""
+    """A user of the test's database who must give a password.
+
+    Made for 'localhost' too: a server made by ``mysql_install_db`` (the
+    throwaway one the suite starts) has an anonymous ''@'localhost', which
+    would otherwise win over 'user'@'%' for a connection from loopback.
+    """
     user = {"name": f"adk_{uuid.uuid4().hex[:10]}", "password": uuid.uuid4().hex}
     database = make_url(mysql_db_url).database
-    mysql_execute(
-        mysql_server_url,
-        f"CREATE USER '{user['name']}'@'%' IDENTIFIED BY '{user['password']}'",
-    )
-    mysql_execute(
-        mysql_server_url, f"GRANT ALL ON `{database}`.* TO '{user['name']}'@'%'"
-    )
+    hosts = ("%", "localhost")
+    for host in hosts:
+        mysql_execute(
+            mysql_server_url,
+            f"CREATE USER '{user['name']}'@'{host}'"
+            f" IDENTIFIED BY '{user['password']}'",
+        )
+        mysql_execute(
+            mysql_server_url,
+            f"GRANT ALL ON `{database}`.* TO '{user['name']}'@'{host}'",
+        )
     yield user
-    mysql_execute(mysql_server_url, f"DROP USER '{user['name']}'@'%'")
+    for host in hosts:
+        mysql_execute(mysql_server_url, f"DROP USER '{user['name']}'@'{host}'")
 
 
 def test_mysql_lock_connections_connect_as_the_service_does(
