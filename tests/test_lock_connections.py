@@ -260,8 +260,7 @@ def mysql_user(mysql_server_url: str, mysql_db_url: str) -> Iterator[Dict[str, s
     for host in hosts:
         mysql_execute(
             mysql_server_url,
-            f"CREATE USER '{user['name']}'@'{host}'"
-            f" IDENTIFIED BY '{user['password']}'",
+            f"CREATE USER '{user['name']}'@'{host}' IDENTIFIED BY '{user['password']}'",
         )
         mysql_execute(
             mysql_server_url,
