@@ -212,7 +212,7 @@ async def _sessions(spec: Dict[str, Any], kind: str, url: str, length: int) -> D
 
 
 def _measure(spec: Dict[str, Any], run: Dict[str, Any]) -> Dict[str, Any]:
-    from bench.databases import fresh_database
+    from devtools.databases import fresh_database
 
     kind = run["kind"]
     storage = "sqlite" if kind == SQLITE_SERVICE else kind
