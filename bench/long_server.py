@@ -94,7 +94,7 @@ async def _stored(kind: str, url: str, app: str, ids: List[str]) -> int:
 @contextlib.contextmanager
 def _copies(kind: str, url: str, postgres_url: str) -> Iterator[Dict[str, str]]:
     """One copy of the prefilled database per side, removed afterwards."""
-    from devtools.databases import drop_database, driverless, execute, with_database
+    from devtools.databases import driverless, drop_database, execute, with_database
 
     if kind == "postgresql":
         server = driverless(postgres_url)
@@ -237,9 +237,7 @@ def _measure(spec: Dict[str, Any], run: Dict[str, Any]) -> Dict[str, Any]:
             )
         with fresh_database(storage, spec["postgres_url"]) as url:
             started = time.perf_counter()
-            ids = asyncio.run(
-                _prefill(kind, url, app, run["sessions"], run["events"])
-            )
+            ids = asyncio.run(_prefill(kind, url, app, run["sessions"], run["events"]))
             result["prefill_s"] = time.perf_counter() - started
             _log(f"{run}: prefilled in {result['prefill_s']:.0f} s")
             side_spec = {**spec, **run, "app": app, "ids": ids}

@@ -25,8 +25,8 @@ def median_ci(values: Sequence[float], z: float = 1.96) -> Tuple[float, float]:
     ordered = sorted(values)
     n = len(ordered)
     half = z * math.sqrt(n) / 2
-    low = max(int(math.floor(n / 2 - half)), 0)
-    high = min(int(math.ceil(n / 2 + half)), n - 1)
+    low = max(math.floor(n / 2 - half), 0)
+    high = min(math.ceil(n / 2 + half), n - 1)
     return ordered[low], ordered[high]
 
 

@@ -1,10 +1,10 @@
 """Per-turn cost of an app without compaction, with vs without the package.
 
-Runs inside the worker, or alone in a release's bench venv: ``python -m
-bench.turn_cost ROUNDS TURNS`` prints the ratio as JSON. One process, one event loop, one SQLite file: blocks
-of turns alternate between ``apply()`` and ``revert()`` (the order flips every
-round so drift cancels out), each block on a fresh session so both sides see
-sessions of the same length.
+Runs inside the worker, or alone in a release's bench venv (``python -m
+bench.turn_cost ROUNDS TURNS`` prints the ratio as JSON). One process, one
+event loop, one SQLite file: blocks of turns alternate between ``apply()``
+and ``revert()`` (the order flips every round so drift cancels out), each
+block on a fresh session so both sides see sessions of the same length.
 """
 
 from __future__ import annotations
