@@ -267,8 +267,8 @@ def body(results: Dict[str, Any]) -> str:
         lines += ["", "Flat, not linear (extra CPU at the longest length):", *flat]
     many = [r for r in rows if r["sessions"] > 1]
     if many:
-        if "many_meta" in results:
-            lines += ["", run_line(results["many_meta"])]
+        for meta in results.get("many_meta", []):  # runs of that row alone
+            lines += ["", run_line(meta)]
         lines += ["", *many_sessions_table(many)]
     return "\n".join(lines) + "\n"
 
