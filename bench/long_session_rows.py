@@ -333,4 +333,20 @@ def many_sessions_table(rows: List[Dict[str, Any]]) -> List[str]:
             + " | ".join(c.cell() for c in many_checks(row))
             + " |"
         )
+    notes = [_first_failures(row) for row in rows]
+    if any(notes):
+        lines += ["", "Why turns failed (the first failure of each side):", *notes]
     return lines
+
+
+def _first_failures(row: Dict[str, Any]) -> str:
+    """One line per row naming the first failed turn's error of each side."""
+    said = []
+    for side, label in (("package", "+ package"), ("released", "released")):
+        failures = (row.get(side) or {}).get("failures") or []
+        if failures:
+            first = failures[0].split(": ", 1)[-1].splitlines()[0][:110]
+            said.append(f"{label}: `{first}`")
+    if not said:
+        return ""
+    return f"- {row['release']}, {SERVICE_LABELS[row['kind']]}: " + "; ".join(said)
