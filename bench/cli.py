@@ -139,12 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--first-turn-rounds", type=int, default=4)
     p.add_argument(
         "--long-sessions",
-        nargs="+",
+        nargs="*",
         type=int,
         metavar="EVENTS",
         help="only long sessions (e.g. 100 1000 4000 events prefilled), the "
         "package against released per release and --databases, in "
-        "long_sessions.{json,md}",
+        "long_sessions.{json,md}; none with --many-sessions: that row alone",
     )
     p.add_argument("--long-session-turns", type=int, default=long_session_rows.TURNS)
     p.add_argument(
@@ -153,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar=("SESSIONS", "EVENTS"),
         help="with --long-sessions: also SESSIONS sessions of EVENTS events at "
-        "once in one process, eager clients (e.g. 20 1000)",
+        "once on one real `adk api_server` per side and service, eager HTTP "
+        "clients (e.g. 20 1000)",
     )
     return p
 
@@ -475,7 +476,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     plan = _plan(args)
-    if args.long_sessions:
+    if args.long_sessions is not None:
         return long_sessions_main(
             plan, argv, args.long_sessions, args.long_session_turns, args.many_sessions
         )

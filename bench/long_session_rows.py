@@ -45,23 +45,44 @@ def _kinds(plan: Plan, release: str) -> List[str]:
     ]
 
 
-def _runs(
-    kinds: List[str], lengths: List[int], many: Optional[List[int]]
-) -> List[Dict[str, Any]]:
-    """What to measure: one sequential session per length, and with ``many``
-    (sessions, events) that many eager sessions at once, per service."""
-    runs = [
+def _runs(kinds: List[str], lengths: List[int]) -> List[Dict[str, Any]]:
+    """What to measure in process: one sequential session per length and service."""
+    return [
         {"kind": kind, "events": length, "sessions": 1, "client": "sequential"}
         for kind in kinds
         for length in lengths
     ]
-    if many:
-        sessions, events = many
-        runs += [
-            {"kind": kind, "events": events, "sessions": sessions, "client": "eager"}
-            for kind in kinds
-        ]
-    return runs
+
+
+def _many_rows(
+    plan: Plan, release: str, python: Any, many: List[int], turns: int
+) -> List[Dict[str, Any]]:
+    """``many`` = (sessions, events) on one real server per side and service
+    (``bench.long_server``), both sides in one run of it."""
+    sessions, events = many
+    runs = [
+        {"kind": kind, "events": events, "sessions": sessions, "client": "eager"}
+        for kind in _kinds(plan, release)
+    ]
+    spec = {
+        "workload": plan.workload.as_dict(),
+        "postgres_url": plan.postgres_url,
+        "turns": turns,
+        "runs": runs,
+    }
+    done, output, took = run_module(python, "bench.long_server", spec, "package")
+    print(f"bench: google-adk {release} one server: {took:.0f} s", file=sys.stderr)
+    if done.returncode != 0 or output is None:
+        print("\n".join(done.stderr.splitlines()[-40:]), file=sys.stderr)
+        output = {"runs": [{**r, "error": "the run failed"} for r in runs]}
+    rows = []
+    for result in output["runs"]:
+        row = {"release": release, "server": True, **result}
+        for side in SIDES:
+            if "error" in result:
+                row[side] = {"error": result["error"]}
+        rows.append(row)
+    return rows
 
 
 def _key(run: Dict[str, Any]) -> tuple:
@@ -78,10 +99,10 @@ def run(
             "workload": plan.workload.as_dict(),
             "postgres_url": plan.postgres_url,
             "turns": turns,
-            "runs": _runs(_kinds(plan, release), lengths, many),
+            "runs": _runs(_kinds(plan, release), lengths),
         }
         by_side: Dict[str, Dict[Any, Dict[str, Any]]] = {}
-        for side in SIDES:
+        for side in SIDES if spec["runs"] else ():
             done, output, took = run_module(python, "bench.long_sessions", spec, side)
             print(f"bench: google-adk {release} {side}: {took:.0f} s", file=sys.stderr)
             if done.returncode != 0 or output is None:
@@ -91,6 +112,8 @@ def run(
         for wanted in spec["runs"]:
             sides = {side: by_side[side].get(_key(wanted)) for side in SIDES}
             rows.append({"release": release, **wanted, **sides})
+        if many:
+            rows += _many_rows(plan, release, python, many, turns)
     return rows
 
 
@@ -120,12 +143,27 @@ def _extra_cpu_ms(row: Dict[str, Any]) -> Optional[float]:
     return (ours["cpu_s_per_turn"] - theirs["cpu_s_per_turn"]) * 1000
 
 
+def _released_broken(run: Dict[str, Any]) -> bool:
+    """Released failed most turns (1.18.0 crashes on a stored summary): its
+    times are those of failures, nothing to compare a cost with."""
+    return run["failed_turns"] * 2 > len(run["turn_ms"])
+
+
+def _broken_note(run: Dict[str, Any]) -> str:
+    return (
+        f"released failed {run['failed_turns']} of {len(run['turn_ms'])} turns: "
+        "nothing to compare"
+    )
+
+
 def checks(row: Dict[str, Any]) -> List[Check]:
     """Extra CPU per turn <= 5% of released's; p95 <= released's + 5%."""
     ours, theirs = row.get("package"), row.get("released")
     extra = _extra_cpu_ms(row)
     if extra is None or ours is None or theirs is None:
         return [Check(None, "not measured")] * 2
+    if _released_broken(theirs):
+        return [Check(None, _broken_note(theirs))] * 2
     limit = SHARE * theirs["cpu_s_per_turn"] * 1000
     p95_ours, p95_theirs = _p(ours, 95), _p(theirs, 95)
     return [
@@ -147,6 +185,16 @@ def flatness(rows: List[Dict[str, Any]]) -> List[str]:
         group.sort(key=lambda r: r["events"])
         short, long = _extra_cpu_ms(group[0]), _extra_cpu_ms(group[-1])
         if short is None or long is None or len(group) < 2:
+            continue
+        if any(_released_broken(r["released"]) for r in (group[0], group[-1])):
+            lines.append(
+                f"- {release}, {SERVICE_LABELS[kind]}: n/a (released fails its "
+                "turns); the package's own CPU per turn: "
+                f"{group[0]['package']['cpu_s_per_turn'] * 1000:.0f} ms at "
+                f"{group[0]['events']} events, "
+                f"{group[-1]['package']['cpu_s_per_turn'] * 1000:.0f} ms at "
+                f"{group[-1]['events']}"
+            )
             continue
         flat = long <= FLAT * max(short, 1.0)
         lines.append(
@@ -174,7 +222,11 @@ def body(results: Dict[str, Any]) -> str:
         f"{w['interval']} invocations (overlap {w['overlap']}), fake model reply "
         f"{w['reply_delay'] * 1000:.0f} ms, fake summarizer "
         f"{w['summarizer_delay'] * 1000:.0f} ms; one process per side (released: "
-        "`ADK_COMPACTION_BACKPORT_DISABLE=1`). CPU: the process's CPU time per "
+        "`ADK_COMPACTION_BACKPORT_DISABLE=1`), released first, each after an "
+        "untimed warm-up session on the same runner and service (a process's "
+        "first turn is measured on its own, in first_turn.md); google-adk "
+        "1.18.0 has no `SqliteSessionService` (it came in 1.19.0). CPU: the "
+        "process's CPU time per "
         "turn (the event loop's busy time). Package reads: every `get_session` "
         "the package made, per stored summary; google-adk's own read at the start "
         "of each turn for scale. One run on a shared machine: timings are noisy, "
@@ -215,6 +267,8 @@ def body(results: Dict[str, Any]) -> str:
         lines += ["", "Flat, not linear (extra CPU at the longest length):", *flat]
     many = [r for r in rows if r["sessions"] > 1]
     if many:
+        for meta in results.get("many_meta", []):  # runs of that row alone
+            lines += ["", run_line(meta)]
         lines += ["", *many_sessions_table(many)]
     return "\n".join(lines) + "\n"
 
@@ -236,38 +290,63 @@ def many_checks(row: Dict[str, Any]) -> List[Check]:
 
 
 def many_sessions_table(rows: List[Dict[str, Any]]) -> List[str]:
-    """Many long sessions at once on one process (eager clients)."""
+    """Many long sessions at once on one real server per side (eager clients)."""
     lines = [
-        "Many sessions at once, one process, eager clients (the next message at "
-        "the final reply; turn time to the final reply):",
+        "Many sessions at once on ONE `adk api_server` process per side (the "
+        "package, and released with `ADK_COMPACTION_BACKPORT_DISABLE=1` in the "
+        "server's environment), each on its own copy of the same prefilled "
+        "database, every session driven at once over HTTP by an eager client (the "
+        "next message at the final reply), after an untimed warm-up session. "
+        "Throughput counts successful turns only: turns that got their final "
+        "reply with no error in their stream, divided by the wall time from the "
+        "first message to the end of the last stream; failed turns are listed "
+        "beside it. Turn time: message sent to final reply, over the turns that "
+        "got one. CPU: the server process's CPU time over that span, per turn "
+        "sent. The package's reads are not counted here (they happen in the "
+        "server): the rows above count them.",
         "",
-        "| google-adk | session service | sessions x events | turns/s, + package "
-        "/ released | turn p95 (ms) | CPU per turn (ms) | package reads per "
-        "compaction: calls, events, ms | summaries / calls | failed turns | "
+        "| google-adk | session service | sessions x events, turns | successful "
+        "turns/s, + package / released | failed turns | turn p50 (ms) | turn p95 "
+        "(ms) | server CPU per turn (ms) | summaries / summarizer calls | "
         "throughput >= released | p95 <= released + 5% |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         ours, theirs = row.get("package"), row.get("released")
-        label = f"{row['sessions']} x {row['events']}"
         if not ours or not theirs or "error" in ours or "error" in theirs:
             lines.append(
-                f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {label} | "
-                "run failed | | | | | | | |"
+                f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | "
+                f"{row['sessions']} x {row['events']} | run failed | | | | | | | |"
             )
             continue
-        reads = per_compaction(ours)
+        label = f"{row['sessions']} x {row['events']}, {ours['turns']}"
         lines.append(
             f"| {row['release']} | {SERVICE_LABELS[row['kind']]} | {label} | "
             f"{ours['turns_per_s']:.2f} / {theirs['turns_per_s']:.2f} | "
+            f"{ours['failed_turns']} / {theirs['failed_turns']} | "
+            f"{_p(ours, 50):.0f} / {_p(theirs, 50):.0f} | "
             f"{_p(ours, 95):.0f} / {_p(theirs, 95):.0f} | "
             f"{ours['cpu_s_per_turn'] * 1000:.0f} / "
             f"{theirs['cpu_s_per_turn'] * 1000:.0f} | "
-            f"{reads['reads']:.1f}, {reads['events']:.0f}, {reads['ms']:.1f} | "
-            f"{ours['summaries']}/{ours['summarizer_calls']} / "
-            f"{theirs['summaries']}/{theirs['summarizer_calls']} | "
-            f"{ours['failed_turns']} / {theirs['failed_turns']} | "
+            f"{ours['summaries']} / {ours['summarizer_calls']} + package; "
+            f"{theirs['summaries']} / {theirs['summarizer_calls']} released | "
             + " | ".join(c.cell() for c in many_checks(row))
             + " |"
         )
+    notes = [_first_failures(row) for row in rows]
+    if any(notes):
+        lines += ["", "Why turns failed (the first failure of each side):", *notes]
     return lines
+
+
+def _first_failures(row: Dict[str, Any]) -> str:
+    """One line per row naming the first failed turn's error of each side."""
+    said = []
+    for side, label in (("package", "+ package"), ("released", "released")):
+        failures = (row.get(side) or {}).get("failures") or []
+        if failures:
+            first = failures[0].split(": ", 1)[-1].splitlines()[0][:110]
+            said.append(f"{label}: `{first}`")
+    if not said:
+        return ""
+    return f"- {row['release']}, {SERVICE_LABELS[row['kind']]}: " + "; ".join(said)

@@ -18,6 +18,18 @@ def percentile(values: Sequence[float], q: float) -> Optional[float]:
     return ordered[low] * (1 - weight) + ordered[high] * weight
 
 
+def median_ci(values: Sequence[float], z: float = 1.96) -> Tuple[float, float]:
+    """A distribution-free ~95% confidence interval of the median: the order
+    statistics ``n/2 -+ z*sqrt(n)/2`` (the binomial's normal approximation),
+    so no assumption about how the rounds scatter."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = z * math.sqrt(n) / 2
+    low = max(math.floor(n / 2 - half), 0)
+    high = min(math.ceil(n / 2 + half), n - 1)
+    return ordered[low], ordered[high]
+
+
 @dataclass
 class Ratio:
     """with / without, one ratio per alternation round; the median is the answer."""
@@ -28,6 +40,8 @@ class Ratio:
     p75: Optional[float]
     with_median_s: Optional[float]
     without_median_s: Optional[float]
+    ci95: Optional[Tuple[float, float]] = None
+    """The median's ~95% confidence interval (``median_ci``)."""
     wall: Optional[Dict[str, Any]] = None
     """The same from wall-clock times (the main figures are CPU times)."""
 
@@ -41,6 +55,7 @@ class Ratio:
             p75=percentile(ratios, 75),
             with_median_s=percentile(with_times, 50),
             without_median_s=percentile(without_times, 50),
+            ci95=median_ci(ratios) if ratios else None,
         )
 
     def as_dict(self) -> Dict[str, Any]:

@@ -1,14 +1,18 @@
 """Per-turn cost of an app without compaction, with vs without the package.
 
-Runs inside the worker. One process, one event loop, one SQLite file: blocks
-of turns alternate between ``apply()`` and ``revert()`` (the order flips every
-round so drift cancels out), each block on a fresh session so both sides see
-sessions of the same length.
+Runs inside the worker, or alone in a release's bench venv (``python -m
+bench.turn_cost ROUNDS TURNS`` prints the ratio as JSON). One process, one
+event loop, one SQLite file: blocks of turns alternate between ``apply()``
+and ``revert()`` (the order flips every round so drift cancels out), each
+block on a fresh session so both sides see sessions of the same length.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -80,3 +84,9 @@ def measure(workdir: Path, rounds: int, turns: int) -> Dict[str, Any]:
     result = asyncio.run(_alternate(workdir, rounds, turns))
     result["status"] = acb.status().as_dict()
     return result
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory(prefix="adk-bench-") as tmp:
+        rounds, turns = (int(arg) for arg in sys.argv[1:3])
+        print(json.dumps(measure(Path(tmp), rounds, turns)))

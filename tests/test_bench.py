@@ -146,3 +146,63 @@ def test_first_turn_bench_writes_its_table(tmp_path: Path) -> None:
     assert "| google-adk | session service | first turn, + package / released |" in (
         table
     )
+
+
+def test_long_sessions_tables_mark_misses_and_broken_released_rows() -> None:
+    """``--long-sessions``' tables from made-up rows (nothing is run here)."""
+    from bench import long_session_rows
+
+    def side(cpu_ms: float, p95: float, failed: int = 0) -> dict:
+        return {
+            "turn_ms": [p95 - 10] * 15 + [p95] * 5,
+            "cpu_s_per_turn": cpu_ms / 1000,
+            "turns_per_s": 1000 / p95,
+            "turns": 20,
+            "failed_turns": failed,
+            "summaries": 8,
+            "summarizer_calls": 8,
+            "package_reads": [[20, 0.01]] * 16,
+            "runner_reads": [[4000, 0.4]] * 16,
+        }
+
+    def row(release: str, events: int, ours: dict, theirs: dict, **more) -> dict:
+        return {
+            "release": release,
+            "kind": "sqlite",
+            "events": events,
+            "sessions": 1,
+            "client": "sequential",
+            "package": ours,
+            "released": theirs,
+            **more,
+        }
+
+    meta = {
+        "command": "python -m bench --long-sessions 100 4000",
+        "machine": "2 cores",
+        "date": "today",
+        "duration_s": 1.0,
+        "load": "1.0 before, 1.0 after",
+        "workload": {
+            "interval": 2,
+            "overlap": 1,
+            "reply_delay": 0.1,
+            "summarizer_delay": 0.5,
+        },
+        "long_session_turns": 16,
+    }
+    rows = [
+        row("2.13.0", 100, side(51, 700), side(50, 700)),
+        row("2.13.0", 4000, side(600, 900), side(500, 800)),
+        row("1.18.0", 4000, side(600, 900), side(10, 30, failed=16)),
+        row("2.13.0", 1000, side(200, 900), side(200, 1000), sessions=20),
+    ]
+    rows[-1]["client"] = "eager"
+    text = long_session_rows.body({"meta": meta, "long_sessions": rows})
+
+    assert "| 2.13.0 | DatabaseSessionService (SQLite) | 4000 |" in text
+    assert "**MISS** (+100.0 ms, limit 25.0)" in text
+    assert "n/a (released failed 16 of 20 turns: nothing to compare)" in text
+    assert "**grows**" in text  # +100 ms at 4000 against +1 ms at 100
+    assert "| 2.13.0 | DatabaseSessionService (SQLite) | 20 x 1000, 20 |" in text
+    assert "pass (1.11 vs 1.00)" in text  # successful turns per second
