@@ -34,7 +34,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from bench.long_sessions import PREFILLED_SUMMARY, SQLITE_SERVICE, _service, prefill
+from bench.long_sessions import (
+    PREFILLED_SUMMARY,
+    SQLITE_SERVICE,
+    measure_each,
+    prefill,
+    session_service,
+)
 from bench.overhead import OPT_OUT
 from bench.plan import warm_up_workload
 from devtools.api_server import Server, launch, stop
@@ -62,7 +68,7 @@ async def _dispose(service: Any) -> None:
 async def _prefill(kind: str, url: str, app: str, sessions: int, events: int) -> List:
     from adk_compaction_backport.verify.scenario import USER_ID
 
-    service = _service(kind, url)
+    service = session_service(kind, url)
     ids = []
     for _ in range(sessions):
         session = await service.create_session(app_name=app, user_id=USER_ID)
@@ -76,7 +82,7 @@ async def _stored(kind: str, url: str, app: str, ids: List[str]) -> int:
     """Summaries the turns stored (the prefilled one not counted)."""
     from adk_compaction_backport.verify.scenario import USER_ID
 
-    service = _service(kind, url)
+    service = session_service(kind, url)
     summaries = 0
     for session_id in ids:
         stored = await service.get_session(
@@ -143,7 +149,7 @@ async def _drive(base_url: str, app: str, ids: List[str], workload: Any) -> Any:
     """Every session at once, eager clients, over one HTTP client."""
     import httpx
 
-    from adk_compaction_backport.verify.http_client import _drive_session
+    from adk_compaction_backport.verify.http_client import drive_session
     from adk_compaction_backport.verify.scenario import USER_ID, Report
 
     report = Report(workload={})
@@ -154,7 +160,7 @@ async def _drive(base_url: str, app: str, ids: List[str], workload: Any) -> Any:
     ) as client:
         await asyncio.gather(
             *(
-                _drive_session([client], app, USER_ID, sid, n, workload, report)
+                drive_session([client], app, USER_ID, sid, n, workload, report)
                 for n, sid in enumerate(ids)
             )
         )
@@ -272,15 +278,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     spec_path, out_path = argv or sys.argv[1:]
     spec = json.loads(Path(spec_path).read_text())
     warnings.simplefilter("ignore")
-    runs = []
-    for wanted in spec["runs"]:
-        run: Dict[str, Any] = dict(wanted)
-        try:
-            run.update(_measure(spec, wanted))
-        except Exception as error:
-            run["error"] = f"{error!r}"[:300]
-            traceback.print_exc()
-        runs.append(run)
+    runs = measure_each(spec, _measure)
     Path(out_path).write_text(json.dumps({"runs": runs}))
     return 0
 

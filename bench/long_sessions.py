@@ -25,7 +25,7 @@ import traceback
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 PACKAGE = "adk_compaction_backport"
 SQLITE_SERVICE = "sqlite_service"
@@ -101,7 +101,25 @@ async def prefill(service: Any, session: Any, events: int) -> None:
     await service.append_event(session, summary)
 
 
-def _service(kind: str, url: str) -> Any:
+def measure_each(
+    spec: Dict[str, Any], measure: Callable[[Dict[str, Any], Dict[str, Any]], Any]
+) -> List[Dict[str, Any]]:
+    """Each run ``spec`` asks for, measured; a run that fails says why and the
+    others still run (one child process measures many)."""
+    runs: List[Dict[str, Any]] = []
+    for wanted in spec["runs"]:
+        run: Dict[str, Any] = dict(wanted)
+        try:
+            run.update(measure(spec, wanted))
+        except Exception as error:
+            run["error"] = f"{error!r}"[:300]
+            traceback.print_exc()
+        runs.append(run)
+        print(f"bench: {wanted} done", file=sys.stderr, flush=True)
+    return runs
+
+
+def session_service(kind: str, url: str) -> Any:
     from adk_compaction_backport.verify.urls import database_url
 
     if kind == SQLITE_SERVICE:
@@ -188,7 +206,7 @@ async def _sessions(spec: Dict[str, Any], kind: str, url: str, length: int) -> D
         reply_delay=w["reply_delay"],
         name=name,
     )
-    service = _service(kind, url)
+    service = session_service(kind, url)
     runner = Runner(app=app, session_service=service)
     ids, prefill_s = [], time.perf_counter()
     for _ in range(spec.get("sessions", 1)):
@@ -249,16 +267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import adk_compaction_backport as acb
 
-    runs: List[Dict[str, Any]] = []
-    for wanted in spec["runs"]:
-        run: Dict[str, Any] = dict(wanted)
-        try:
-            run.update(_measure(spec, wanted))
-        except Exception as error:
-            run["error"] = f"{error!r}"[:300]
-            traceback.print_exc()
-        runs.append(run)
-        print(f"bench: {wanted} done", file=sys.stderr, flush=True)
+    runs = measure_each(spec, _measure)
     output = {"status": acb.status().as_dict(), "runs": runs}
     Path(out_path).write_text(json.dumps(output))
     return 0

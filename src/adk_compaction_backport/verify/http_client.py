@@ -160,7 +160,7 @@ class _Turn:
             self.final_reply.set()  # an eager client must never wait forever
 
 
-async def _drive_session(
+async def drive_session(
     clients: List[Any],
     app_name: str,
     user_id: str,
@@ -266,7 +266,7 @@ async def run_http_workload(
             ids.append(created.json()["id"])
         await asyncio.gather(
             *(
-                _drive_session(clients, app_name, user_id, sid, n, workload, report)
+                drive_session(clients, app_name, user_id, sid, n, workload, report)
                 for n, sid in enumerate(ids)
             )
         )
