@@ -28,6 +28,7 @@ from google.genai import types
 import adk_compaction_backport as acb
 from adk_compaction_backport import _turn_order
 from adk_compaction_backport._process_locks import CROSS_PROCESS_VARIABLE
+from adk_compaction_backport.families import _token_threshold
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
 from adk_compaction_backport.verify.scenario import USER_ID
 from harness import GatedEchoModel, with_token_threshold
@@ -35,18 +36,28 @@ from harness import GatedEchoModel, with_token_threshold
 DEFAULT_CLAIM_GRACE = _turn_order.CLAIM_GRACE
 
 
+# Where a gated step is looked up: the sliding-window compaction's order
+# (``_turn_order``), or request-time compaction (``request_time:<step>``).
+GATED_MODULES = {"": _turn_order, "request_time": _token_threshold}
+
+
 class Gate:
     """Stops this worker's compactions before one of their cross-process
     steps in ``_turn_order`` (``session_lock``, the session's lock, or
-    ``turn_claim``, a turn's claim), as a slow first lock connection or a busy
+    ``turn_claim``, a turn's claim) or in request-time compaction
+    (``request_time:session_lock``), as a slow first lock connection or a busy
     machine does, and tells when one has let go of it."""
 
-    def __init__(self, step: str) -> None:
+    def __init__(self, gated_step: str) -> None:
+        where, _, step = gated_step.rpartition(":")
+        self.module = GATED_MODULES[where]
         self.step = step
         self.reached = asyncio.Event()
         self.opened = asyncio.Event()
         self.left = asyncio.Event()
-        self.real = getattr(_turn_order, step)
+        self.real = getattr(self.module, step, None)
+        if self.real is None:  # not a step of this build: never reached
+            return
         gate = self
 
         class gated(self.real):  # type: ignore[misc, valid-type]
@@ -59,10 +70,11 @@ class Gate:
                 await super().__aexit__(*exc_info)
                 gate.left.set()
 
-        setattr(_turn_order, step, gated)
+        setattr(self.module, step, gated)
 
     def remove(self) -> None:
-        setattr(_turn_order, self.step, self.real)
+        if self.real is not None:
+            setattr(self.module, self.step, self.real)
         self.opened.set()
 
 

@@ -14,6 +14,14 @@ on the turn's whole ``Session`` (issue #24, docs/compaction-triggers.md):
   session in flight (or stored a summary the turn has not seen), it waits for
   that one, takes it (only summaries landed: ``_catch_up``) and decides again
   on top of it. A turn under the threshold never waits.
+  Across processes likewise: when it is about to summarize and the session's
+  storage is shared with other processes (``_process_locks``), it takes the
+  session's cross-process lock (bounded wait, as the sliding-window
+  compaction), catches up with the summaries another process stored
+  meanwhile (``_catch_up``), decides again on top of them, and holds the lock
+  through its own summarizer call and write, so the two paths exclude each
+  other across processes too. A failing lock backend is logged, and the turn
+  goes on without it.
 
 The after-invocation path gets the coordinator's view (no rewound events, the
 summaries that landed) and is not affected.
@@ -29,22 +37,32 @@ from typing import Any, Callable, List, Optional
 from adk_compaction_backport._catch_up import caught_up_with_summaries
 from adk_compaction_backport._coordinator import COORDINATOR
 from adk_compaction_backport._patching import is_active
+from adk_compaction_backport._process_locks import session_lock
 from adk_compaction_backport._rewinds import live_events
+from adk_compaction_backport._session_identity import SessionIdentity
 
 
 class _RequestTime:
     """A request-time compaction of a turn's ``Session``, being decided."""
 
-    __slots__ = ("deferred", "final", "service", "session")
+    __slots__ = ("deferred", "final", "identity", "service", "session")
 
     def __init__(self, service: Any, session: Any) -> None:
         self.service = service
         self.session = session
-        self.deferred = False  # about to summarize what another summary covers
+        self.identity = SessionIdentity.of(service, session)
+        self.deferred = False  # about to summarize: first wait, lock, catch up
         self.final = False  # decided again after it: no more waiting
 
     def defers(self) -> bool:
-        if self.final or not COORDINATOR.summary_ahead_of(self.service, self.session):
+        """Whether to wait before summarizing: a summary of this process may
+        be ahead, or another process may store one (a shared storage)."""
+        if self.final:
+            return False
+        if not (
+            COORDINATOR.summary_ahead_of(self.service, self.session)
+            or self.identity.locks is not None
+        ):
             return False
         self.deferred = True
         return True
@@ -93,7 +111,8 @@ def without_rewound_events(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def after_the_summary_in_flight(original: Callable[..., Any]) -> Callable[..., Any]:
     """Request-time compaction waits for the package's compaction of the
-    session in flight, when it would otherwise summarize the same events."""
+    session in flight (this process's, then under the session's cross-process
+    lock another's), when it would otherwise summarize the same events."""
 
     @functools.wraps(original)
     async def _run_compaction_for_token_threshold_config(
@@ -116,9 +135,10 @@ def after_the_summary_in_flight(original: Callable[..., Any]) -> Callable[..., A
                 await COORDINATOR.wait_for_session(
                     service, session.app_name, session.user_id, session.id
                 )
-                await caught_up_with_summaries(service, session)
-                deciding.final = True
-                compacted = await original(*args, **kwargs)
+                async with session_lock(deciding.identity, COORDINATOR.time_limit):
+                    await caught_up_with_summaries(service, session)
+                    deciding.final = True
+                    compacted = await original(*args, **kwargs)
         finally:
             _DECIDING.reset(token)
         if compacted:
