@@ -50,7 +50,7 @@ class _RequestTime:
     def __init__(self, service: Any, session: Any) -> None:
         self.service = service
         self.session = session
-        self.identity = SessionIdentity.of(service, session)
+        self.identity: Optional[SessionIdentity] = None  # once it would summarize
         self.deferred = False  # about to summarize: first wait, lock, catch up
         self.final = False  # decided again after it: no more waiting
 
@@ -59,6 +59,7 @@ class _RequestTime:
         be ahead, or another process may store one (a shared storage)."""
         if self.final:
             return False
+        self.identity = SessionIdentity.of(self.service, self.session)
         if not (
             COORDINATOR.summary_ahead_of(self.service, self.session)
             or self.identity.locks is not None
