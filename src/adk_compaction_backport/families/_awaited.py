@@ -160,9 +160,10 @@ def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def fence_rewinds(original: Callable[..., Any]) -> Callable[..., Any]:
     """A rewind never interleaves with a summary's check and write, and sorts
-    after the summaries stored since its read (releases whose service has no
-    stale check a summary moves: 1.16 - 1.18, and 1.24 - 1.27, which reload a
-    stale session and write anyway). Other writes are upstream's."""
+    after the summaries stored since its read, on 1.24 - 1.27, whose service
+    reloads a stale session and writes anyway (the families table wires it
+    there only; 1.17 - 1.18 rewinds are not fenced yet). Other writes are
+    upstream's."""
 
     @functools.wraps(original)
     async def append_event(self: Any, session: Any, event: Any) -> Any:
