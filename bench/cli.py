@@ -148,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--long-session-turns", type=int, default=long_session_rows.TURNS)
     p.add_argument(
+        "--long-session-rounds",
+        type=int,
+        default=long_session_rows.ROUNDS,
+        help="processes per side and row, the sides alternating (ABBA...), pooled",
+    )
+    p.add_argument(
         "--many-sessions",
         nargs=2,
         type=int,
@@ -457,13 +463,15 @@ def long_sessions_main(
     lengths: List[int],
     turns: int,
     many: Optional[List[int]],
+    rounds: int = long_session_rows.ROUNDS,
 ) -> int:
     """``--long-sessions``: the package against released, in ``long_sessions.*``."""
     started, load = time.perf_counter(), _load()
-    rows = long_session_rows.run(plan, lengths, turns, many)
+    rows = long_session_rows.run(plan, lengths, turns, many, rounds)
     results: Dict[str, Any] = {"long_sessions": rows}
     results["meta"] = _meta(plan, argv, time.perf_counter() - started, load)
     results["meta"]["long_session_turns"] = turns
+    results["meta"]["long_session_rounds"] = rounds
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "long_sessions.json").write_text(json.dumps(results, indent=1) + "\n")
     page = plan.out / "long_sessions.md"
@@ -478,7 +486,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     plan = _plan(args)
     if args.long_sessions is not None:
         return long_sessions_main(
-            plan, argv, args.long_sessions, args.long_session_turns, args.many_sessions
+            plan,
+            argv,
+            args.long_sessions,
+            args.long_session_turns,
+            args.many_sessions,
+            args.long_session_rounds,
         )
     if args.first_turn_only:
         return first_turn_main(plan, argv, args.first_turn_rounds, args.readme)

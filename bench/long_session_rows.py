@@ -1,15 +1,16 @@
 """``--long-sessions``: the package against released on long sessions (issue #22).
 
-Runs ``bench.long_sessions`` in each release's bench venv, released first and
-then the package, and renders one row per (release, session service, length):
-turn p50 and p95, CPU per turn, and the reads the package adds per compaction
-(how many, the events they returned, their time), beside the events of
-google-adk's own read per turn. Targets (issue #22): at the longest length the
-package's extra CPU per turn at most 5% of released's and turn p95 within 5%;
-the extra CPU at the longest length within 2x of the shortest's. With
-``--many-sessions SESSIONS EVENTS``, a second table: that many long sessions at
-once in one process (eager clients), turns per second and turn p95 (targets:
-throughput at least released's, p95 within 5% of released's).
+Runs ``bench.long_sessions`` in each release's bench venv, released and the
+package alternating over rounds (``side_order``), and renders one row per
+(release, session service, length): turn p50 and p95, CPU per turn, and the
+reads the package adds per compaction (how many, the events they returned,
+their time), beside the events of google-adk's own read per turn. Targets
+(issue #22): at the longest length the package's extra CPU per turn at most 5%
+of released's and turn p95 within 5%; the extra CPU at the longest length
+within 2x of the shortest's. With ``--many-sessions SESSIONS EVENTS``, a second
+table: that many long sessions at once in one process (eager clients), turns
+per second and turn p95 (targets: throughput at least released's, p95 within 5%
+of released's).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bench.targets import Check
 SIDES = ("released", "package")
 LENGTHS = (100, 1000, 4000)
 TURNS = 8
+ROUNDS = 2  # processes per side and row
 SQLITE_SERVICE_FROM = (1, 19)
 SERVICE_LABELS = {
     "sqlite": "DatabaseSessionService (SQLite)",
@@ -89,10 +91,51 @@ def _key(run: Dict[str, Any]) -> tuple:
     return (run["kind"], run["events"], run["sessions"], run["client"])
 
 
+def side_order(rounds: int) -> List[str]:
+    """Released and package alternating, the order flipping every round
+    (ABBA...), so a machine that slows down or speeds up during the run
+    weighs on both sides alike."""
+    return [
+        side
+        for number in range(rounds)
+        for side in (SIDES if number % 2 == 0 else SIDES[::-1])
+    ]
+
+
+def merged(runs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """One side's rounds of one run as one: turns, reads and counts pooled,
+    CPU per turn and turns per second over all of them; ``None`` if a round
+    failed (a row is either measured whole or reported failed)."""
+    if not runs or any(r is None or "error" in r for r in runs):
+        return None
+    pooled = dict(runs[0])
+    for field in ("turn_ms", "package_reads", "runner_reads", "failures"):
+        pooled[field] = [item for r in runs for item in r[field]]
+    for field in (
+        "failed_turns",
+        "summaries",
+        "summarizer_calls",
+        "full_package_reads",
+    ):
+        pooled[field] = sum(r[field] for r in runs)
+    turns = [len(r["turn_ms"]) for r in runs]
+    pooled["cpu_s_per_turn"] = sum(
+        r["cpu_s_per_turn"] * n for r, n in zip(runs, turns)
+    ) / max(sum(turns), 1)
+    pooled["turns_per_s"] = sum(r["turns_per_s"] for r in runs) / len(runs)
+    pooled["rounds"] = len(runs)
+    return pooled
+
+
 def run(
-    plan: Plan, lengths: List[int], turns: int, many: Optional[List[int]] = None
+    plan: Plan,
+    lengths: List[int],
+    turns: int,
+    many: Optional[List[int]] = None,
+    rounds: int = ROUNDS,
 ) -> List[Dict[str, Any]]:
-    """One row per run and release (both sides in it), or one with an ``error``."""
+    """One row per run and release (both sides in it), or one with an ``error``;
+    each side measured in ``rounds`` processes, alternating (``side_order``)."""
     rows: List[Dict[str, Any]] = []
     for release, python in package_pythons(plan):
         spec = {
@@ -101,16 +144,22 @@ def run(
             "turns": turns,
             "runs": _runs(_kinds(plan, release), lengths),
         }
-        by_side: Dict[str, Dict[Any, Dict[str, Any]]] = {}
-        for side in SIDES if spec["runs"] else ():
+        by_side: Dict[str, Dict[Any, List[Dict[str, Any]]]] = {s: {} for s in SIDES}
+        for side in side_order(rounds) if spec["runs"] else ():
             done, output, took = run_module(python, "bench.long_sessions", spec, side)
             print(f"bench: google-adk {release} {side}: {took:.0f} s", file=sys.stderr)
             if done.returncode != 0 or output is None:
                 print("\n".join(done.stderr.splitlines()[-40:]), file=sys.stderr)
                 output = {"runs": []}
-            by_side[side] = {_key(r): r for r in output["runs"]}
+            found = {_key(r): r for r in output["runs"]}
+            for wanted in spec["runs"]:
+                by_side[side].setdefault(_key(wanted), []).append(
+                    found.get(_key(wanted))
+                )
         for wanted in spec["runs"]:
-            sides = {side: by_side[side].get(_key(wanted)) for side in SIDES}
+            sides = {
+                side: merged(by_side[side].get(_key(wanted), [])) for side in SIDES
+            }
             rows.append({"release": release, **wanted, **sides})
         if many:
             rows += _many_rows(plan, release, python, many, turns)
@@ -221,8 +270,11 @@ def body(results: Dict[str, Any]) -> str:
         f"{meta['long_session_turns']} sequential turns, compaction every "
         f"{w['interval']} invocations (overlap {w['overlap']}), fake model reply "
         f"{w['reply_delay'] * 1000:.0f} ms, fake summarizer "
-        f"{w['summarizer_delay'] * 1000:.0f} ms; one process per side (released: "
-        "`ADK_COMPACTION_BACKPORT_DISABLE=1`), released first, each after an "
+        f"{w['summarizer_delay'] * 1000:.0f} ms; one process per side and "
+        "round (released: `ADK_COMPACTION_BACKPORT_DISABLE=1`), the sides "
+        "alternating and their "
+        f"order flipping every round ({meta.get('long_session_rounds', 1)} "
+        "rounds, pooled), each after an "
         "untimed warm-up session on the same runner and service (a process's "
         "first turn is measured on its own, in first_turn.md); google-adk "
         "1.18.0 has no `SqliteSessionService` (it came in 1.19.0). CPU: the "

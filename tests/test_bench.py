@@ -206,3 +206,33 @@ def test_long_sessions_tables_mark_misses_and_broken_released_rows() -> None:
     assert "**grows**" in text  # +100 ms at 4000 against +1 ms at 100
     assert "| 2.13.0 | DatabaseSessionService (SQLite) | 20 x 1000, 20 |" in text
     assert "pass (1.11 vs 1.00)" in text  # successful turns per second
+
+
+def test_long_session_rounds_alternate_and_pool() -> None:
+    """Each side runs in every round, the order flipping (ABBA); a side's
+    rounds pool into one row, or none if one of them failed."""
+    from bench.long_session_rows import merged, side_order
+
+    assert side_order(2) == ["released", "package", "package", "released"]
+
+    def one(cpu_ms: float, turns: int) -> dict:
+        return {
+            "turn_ms": [100.0] * turns,
+            "cpu_s_per_turn": cpu_ms / 1000,
+            "turns_per_s": 2.0,
+            "failed_turns": 1,
+            "failures": ["x"],
+            "summaries": 4,
+            "summarizer_calls": 4,
+            "full_package_reads": 0,
+            "package_reads": [[20, 0.01]],
+            "runner_reads": [[4000, 0.4]],
+        }
+
+    pooled = merged([one(100, 8), one(200, 24)])
+    assert pooled["cpu_s_per_turn"] == pytest.approx(0.175)  # weighed by turns
+    assert len(pooled["turn_ms"]) == 32 and pooled["rounds"] == 2
+    assert (pooled["summaries"], pooled["failed_turns"]) == (8, 2)
+    assert len(pooled["package_reads"]) == 2
+    assert merged([one(100, 8), {"error": "the run failed"}]) is None
+    assert merged([one(100, 8), None]) is None
