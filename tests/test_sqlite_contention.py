@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
 
+from adk_compaction_backport import _lock_contention
 from adk_compaction_backport._activation import installed_adk_version
 from adk_compaction_backport._guards import family_for
-from adk_compaction_backport._lock_contention import is_lock_contention
+from adk_compaction_backport._lock_contention import (
+    is_lock_contention,
+    retried_on_lock_contention,
+)
 from adk_compaction_backport.verify.analysis import inspect_session
 from harness import OTHER_FAMILY, Conversation
 
@@ -106,3 +111,38 @@ def test_only_sqlite_lock_contention_is_retried():
     assert not is_lock_contention(sqlite3.OperationalError("no such table: events"))
     assert not is_lock_contention(sqlite3.IntegrityError("database is locked"))
     assert not is_lock_contention(ValueError("database is locked"))
+
+
+class Refusing:
+    """A write that raises ``error`` its first ``times`` calls."""
+
+    def __init__(self, error: Exception, times: int) -> None:
+        self.calls = 0
+        self._error = error
+        self._times = times
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self._times:
+            raise self._error
+        return "stored"
+
+
+@pytest.mark.asyncio
+async def test_lock_contention_is_retried_a_bounded_number_of_times(monkeypatch):
+    monkeypatch.setattr(_lock_contention, "PAUSE", 0.0)
+    attempts = _lock_contention.ATTEMPTS
+    session = SimpleNamespace(id="s")
+    locked = Refusing(sqlite3.OperationalError("database is locked"), attempts - 1)
+    assert await retried_on_lock_contention(locked, session) == "stored"
+    assert locked.calls == attempts
+    always = Refusing(sqlite3.OperationalError("database is locked"), attempts)
+    with pytest.raises(sqlite3.OperationalError) as refused:
+        await retried_on_lock_contention(always, session)
+    assert always.calls == attempts
+    if hasattr(refused.value, "__notes__"):  # Python 3.11+
+        assert "refused this write" in refused.value.__notes__[0]
+    other = Refusing(sqlite3.OperationalError("no such table: events"), 1)
+    with pytest.raises(sqlite3.OperationalError):
+        await retried_on_lock_contention(other, session)
+    assert other.calls == 1

@@ -57,12 +57,12 @@ async def retried_on_lock_contention(
             if attempt == ATTEMPTS:
                 _gave_up(error, session)
                 raise
+            # Not the error's text: SQLAlchemy's holds the row's values.
             logger.warning(
                 "a write of session %s waited past SQLite's busy timeout for "
-                "the database's write lock (%s); making it again (attempt %d "
-                "of %d)",
+                "the database's write lock (database is locked); making it "
+                "again (attempt %d of %d)",
                 getattr(session, "id", "?"),
-                error,
                 attempt + 1,
                 ATTEMPTS,
             )
