@@ -6,7 +6,7 @@ default; neither session service changes it), then fails with ``database is
 locked``. Writers hold that lock from their first statement to their commit,
 each statement a round trip through aiosqlite's thread and the event loop,
 which long sessions keep busy: measured there, every such failure was a
-turn's first write statement after 5.1 - 6.2 s of waiting, never an
+turn's first write statement after 5.1 - 6.5 s of waiting, never an
 immediate one. SQLite rolled the write back (nothing of it is stored; the
 services roll back or close their connection), and upstream's in-memory
 bookkeeping before its commit is idempotent, so the same write is made
