@@ -119,6 +119,7 @@ EXTRA_KIND_MODULES = (
     "test_token_threshold",
     "test_long_sessions",
     "test_workflow_nodes",
+    "test_sqlite_contention",
 )
 
 

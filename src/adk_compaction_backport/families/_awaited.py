@@ -22,6 +22,7 @@ from adk_compaction_backport._catch_up import (
 )
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, CompactFn
+from adk_compaction_backport._lock_contention import retried_on_lock_contention
 from adk_compaction_backport._patching import is_active
 from adk_compaction_backport._rewind_fence import fenced, stamped_after
 from adk_compaction_backport._rewinds import rewound_before
@@ -128,7 +129,9 @@ async def _appended_catching_up(
     for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
         try:
             async with COORDINATOR.writing_through(service, session):
-                appended = await original(service, session=session, event=event)
+                appended = await retried_on_lock_contention(
+                    lambda: original(service, session=session, event=event), session
+                )
             if attempt > 1:
                 put_in_storage_order(session)
             return appended
@@ -144,7 +147,8 @@ async def _appended_catching_up(
 
 
 def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
-    """A Runner's write that only a summary made stale is retried, not failed."""
+    """A Runner's write that only a summary made stale is retried, not failed;
+    so is one SQLite refused for lock contention (``_lock_contention``)."""
 
     @functools.wraps(original)
     async def append_event(self: Any, session: Any, event: Any) -> Any:
