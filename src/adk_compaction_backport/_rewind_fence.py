@@ -20,7 +20,9 @@ rewind, still counts, and quotes the undone turn (issue #24). So:
 
 Without the fence, 1.24 - 1.27 (``DatabaseSessionService`` reloads a stale
 session and writes anyway) stored a summary whose check ran just before a
-rewind landed, and two processes on SQLite did on every release.
+rewind landed, and two processes on SQLite did on every release. 1.17 - 1.18
+(a summary does not move ``update_time``: a rewind is never stale because of
+one) kept a summary made after the rewind's stamp and stored first.
 """
 
 from __future__ import annotations
