@@ -15,6 +15,7 @@ held here overlaps the turns the client sends to the other process meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,11 +23,12 @@ import sys
 from typing import Any, Dict, List
 
 from google.adk.runners import Runner
+from google.adk.sessions import database_session_service as upstream_database
 from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.genai import types
 
 import adk_compaction_backport as acb
-from adk_compaction_backport import _turn_order
+from adk_compaction_backport import _rewind_fence, _turn_order
 from adk_compaction_backport._process_locks import CROSS_PROCESS_VARIABLE
 from adk_compaction_backport.families import _token_threshold
 from adk_compaction_backport.verify.fake_model import SummarizerControl, make_app
@@ -78,6 +80,84 @@ class Gate:
         self.opened.set()
 
 
+class Hold:
+    """Holds the next write of this worker's service once, at one point of
+    upstream's ``DatabaseSessionService.append_event`` (1.27.5 and later):
+    ``before_check``, before it reads the session's revision (on entering its
+    in-process lock), or ``after_check_read``, right after that read (before
+    it compares and writes: on SQLite nothing is locked then, and another
+    process's write that commits meanwhile goes unseen)."""
+
+    def __init__(self, service: Any, where: str) -> None:
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+        hold = self
+        if where == "before_check":
+            real_lock = service._with_session_lock
+
+            @contextlib.asynccontextmanager
+            async def _with_session_lock(**names: Any) -> Any:
+                service._with_session_lock = real_lock  # once
+                await hold.wait()
+                async with real_lock(**names):
+                    yield
+
+            service._with_session_lock = _with_session_lock
+            return
+        real_select = upstream_database._select_required_state
+
+        async def _select_required_state(*args: Any, **kwargs: Any) -> Any:
+            upstream_database._select_required_state = real_select  # once
+            await hold.wait()
+            return await real_select(*args, **kwargs)
+
+        upstream_database._select_required_state = _select_required_state
+
+    async def wait(self) -> None:
+        self.reached.set()
+        await self.opened.wait()
+
+
+class FenceWatch:
+    """Tells whether this worker's next summary was stored, or first found
+    the session's rewind fence held by another process (``_rewind_fence``)."""
+
+    def __init__(self, service: Any) -> None:
+        self.stored = asyncio.Event()
+        self.waited = asyncio.Event()
+        watch = self
+        real_append = service.append_event
+
+        async def append_event(session: Any, event: Any) -> Any:
+            appended = await real_append(session=session, event=event)
+            if event.actions and event.actions.compaction:
+                watch.stored.set()
+            return appended
+
+        service.append_event = append_event
+        real_lock = _rewind_fence.session_lock
+
+        class session_lock(real_lock):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.setdefault("on_wait", watch.waited.set)
+                super().__init__(*args, **kwargs)
+
+        _rewind_fence.session_lock = session_lock
+        self._real_lock = real_lock
+
+    def remove(self) -> None:
+        _rewind_fence.session_lock = self._real_lock
+
+    async def first(self) -> str:
+        """``stored`` or ``waited``, whichever happens first."""
+        stored = asyncio.ensure_future(self.stored.wait())
+        waited = asyncio.ensure_future(self.waited.wait())
+        await asyncio.wait([stored, waited], return_when=asyncio.FIRST_COMPLETED)
+        for task in (stored, waited):
+            task.cancel()
+        return "stored" if self.stored.is_set() else "waited"
+
+
 class Warnings(logging.Handler):
     """Warnings and errors of this package and of asyncio."""
 
@@ -98,6 +178,8 @@ class Worker:
         self.runner: Any = None
         self.gate: Any = None
         self.gates: Dict[str, Gate] = {}
+        self.hold: Any = None
+        self.fence_watch: Any = None
         self.warnings = Warnings()
         logging.getLogger().addHandler(self.warnings)
 
@@ -128,6 +210,9 @@ class Worker:
         for gate in self.gates.values():
             gate.remove()
         self.gates.clear()
+        if self.fence_watch is not None:
+            self.fence_watch.remove()
+            self.fence_watch = None
         _turn_order.CLAIM_GRACE = command.get("claim_grace", DEFAULT_CLAIM_GRACE)
         self.control = SummarizerControl(
             delay=command.get("summarizer_delay", 0.0), echo=command.get("echo", False)
@@ -208,6 +293,22 @@ class Worker:
 
     async def op_left(self, command: Dict[str, Any]) -> Any:
         await self.gates[command["step"]].left.wait()
+
+    async def op_hold_next_write(self, command: Dict[str, Any]) -> Any:
+        """Hold this worker's next write at ``where`` (``Hold``)."""
+        self.hold = Hold(self.runner.session_service, command["where"])
+
+    async def op_write_held(self, command: Dict[str, Any]) -> Any:
+        await self.hold.reached.wait()
+
+    async def op_release_write(self, command: Dict[str, Any]) -> Any:
+        self.hold.opened.set()
+
+    async def op_watch_fence(self, command: Dict[str, Any]) -> Any:
+        self.fence_watch = FenceWatch(self.runner.session_service)
+
+    async def op_summary_stored_or_fence_waited(self, command: Dict[str, Any]) -> Any:
+        return await self.fence_watch.first()
 
     async def op_drain(self, command: Dict[str, Any]) -> Any:
         return await acb.drain()

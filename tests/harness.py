@@ -171,7 +171,8 @@ class Conversation:
         self.session_id = session_id
         self.turns = 0
         self.tails: List[asyncio.Future] = []  # the ends of client_turn streams
-        self.last_invocation_id: Optional[str] = None  # of the last eager turn
+        # Of the last eager turn (and, on 1.16-1.18, client turn).
+        self.last_invocation_id: Optional[str] = None
 
     async def start(self) -> Conversation:
         await self.service.create_session(
@@ -211,7 +212,8 @@ class Conversation:
         if COMPACTION_ENDS_THE_STREAM:
             tail = await self.eager_turn()
         else:
-            await self.turn()
+            events = await self.turn()
+            self.last_invocation_id = events[-1].invocation_id if events else None
             tail = asyncio.get_running_loop().create_future()
             tail.set_result(None)
         self.tails.append(tail)

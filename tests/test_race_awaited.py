@@ -53,9 +53,22 @@ upstream_detects_conflicts = pytest.mark.skipif(
 )
 
 
-def race_where(*releases: str) -> Callable[[Any], Any]:
-    """Mark ``race`` where these releases fail without the fix."""
-    if any(adk_release in SpecifierSet(spec) for spec in releases):
+# Where a test that holds a turn's read of the session stages a stale turn:
+# 2.2 - 2.4 read it twice (the chat-mode root's read, then the node runtime's
+# own, which the turn writes through; 2.5 passes the first one on), so the
+# held read is not the one the turn's writes are checked against.
+HELD_READ_IS_THE_TURNS = (">=1.19,<2.2", ">=2.5")
+
+
+def race_where(*releases: str, held_read: bool = False) -> Callable[[Any], Any]:
+    """Mark ``race`` where these releases fail without the fix (``held_read``:
+    and where holding the turn's read stages it, ``HELD_READ_IS_THE_TURNS``)."""
+    fails = any(adk_release in SpecifierSet(spec) for spec in releases)
+    if held_read:
+        fails = fails and any(
+            adk_release in SpecifierSet(spec) for spec in HELD_READ_IS_THE_TURNS
+        )
+    if fails:
         return pytest.mark.race
     return lambda test: test
 
@@ -133,13 +146,13 @@ async def test_eager_next_turn_neither_fails_nor_waits_for_the_summary(database)
     assert await user_messages(chat) == 3
 
 
-@race_where(">=1.19,<1.24", ">=1.28")
+@race_where(">=1.19,<1.24", ">=1.28", held_read=True)
 @pytest.mark.asyncio
 async def test_a_turn_that_read_the_session_before_the_summary_landed(database):
     await read_before_the_summary_landed(await pausing_conversation(database))
 
 
-@(race_where(">=1.19,<1.24", ">=1.28") if ROUTER else lambda test: test)
+@(race_where(">=1.19,<1.24", ">=1.28", held_read=True) if ROUTER else lambda test: test)
 @pytest.mark.skipif(not ROUTER, reason="no per-app session router in this release")
 @pytest.mark.asyncio
 async def test_the_same_in_the_default_storage_of_adk_web(tmp_path):
@@ -311,6 +324,10 @@ async def test_a_late_summary_takes_the_place_of_its_range_in_the_context(databa
 
 
 @upstream_detects_conflicts
+@pytest.mark.skipif(
+    not any(adk_release in SpecifierSet(spec) for spec in HELD_READ_IS_THE_TURNS),
+    reason="the turn writes through a second read of its own (2.2 - 2.4)",
+)
 @pytest.mark.asyncio
 async def test_two_user_turns_that_conflict_still_fail(database):
     if adk_release == Version("1.19.0") and database.kind == "sqlite":

@@ -8,7 +8,9 @@ end's "undo" button sends it). Compaction runs by the sliding window and, in
 the ``window+tokens`` schedules, also by ``token_threshold``: the agent's
 model reports the number of contents it was shown as
 ``usage_metadata.prompt_token_count``, so the threshold is crossed now and
-then, after an invocation and at request time (1.26+).
+then, after an invocation and at request time (1.26+). The ``window``
+schedules run wherever ``Runner.rewind_async`` exists (1.17+), the
+``window+tokens`` ones from 1.25.
 
 After each schedule it asserts what README "Guarantees" promises: no turn or
 rewind failed, every user message is stored, no stored summary still counting
@@ -56,12 +58,15 @@ from test_leak import dropped_warnings, summaries_in
 from test_multiprocess import started  # noqa: F401 (a fixture: two workers)
 
 ADK_RELEASE = Version(installed_adk_version() or "0")
-pytestmark = [
-    CLAIMED_ONLY,
-    REWINDS_ONLY,
-    pytest.mark.skipif(
-        ADK_RELEASE not in SpecifierSet(">=1.25"),
-        reason="no EventsCompactionConfig.token_threshold before google-adk 1.25",
+pytestmark = [CLAIMED_ONLY, REWINDS_ONLY]
+COMPACTIONS = [
+    "window",
+    pytest.param(
+        "window+tokens",
+        marks=pytest.mark.skipif(
+            ADK_RELEASE not in SpecifierSet(">=1.25"),
+            reason="no EventsCompactionConfig.token_threshold before google-adk 1.25",
+        ),
     ),
 ]
 
@@ -194,7 +199,7 @@ def schedule(seed: int, processes: int = 1) -> List[Tuple[int, str, int, int]]:
     return steps
 
 
-@pytest.mark.parametrize("compaction", ["window", "window+tokens"])
+@pytest.mark.parametrize("compaction", COMPACTIONS)
 @pytest.mark.parametrize("seed", seeds())
 @pytest.mark.asyncio
 async def test_a_random_schedule_keeps_the_guarantees(
@@ -254,7 +259,7 @@ def later_prompt_leaks(chat: SharedSession, prompts: List[List[str]]) -> List[st
 
 
 @pytest.mark.multiprocess
-@pytest.mark.parametrize("compaction", ["window", "window+tokens"])
+@pytest.mark.parametrize("compaction", COMPACTIONS)
 @pytest.mark.parametrize("seed", seeds())
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_random_schedule_over_two_processes_keeps_the_guarantees(

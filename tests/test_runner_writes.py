@@ -34,7 +34,6 @@ from adk_compaction_backport.verify.fake_model import SummarizerControl
 from adk_compaction_backport.verify.scenario import USER_ID, message
 from harness import (
     CLAIMED_ONLY,
-    OTHER_FAMILY,
     REWINDS_ONLY,
     Conversation,
     _read_to_the_end,
@@ -179,17 +178,14 @@ async def test_a_rewind_that_another_turn_overtook_still_fails(database):
     assert not any(e.actions.rewind_before_invocation_id for e in stored.events)
 
 
-@pytest.mark.skipif(
-    adk_release < Version("1.19"),
-    reason=OTHER_FAMILY + "1.19+ (1.17-1.18 do not fence a rewind's write yet)",
-)
-@race_where(">=1.19")
+@pytest.mark.race
 @pytest.mark.asyncio
 async def test_a_summary_made_after_the_rewind_but_stored_before_it(database):
     """The rewind of turn 2 is made (and stamped) before the summary of turns
     1-2, and written after it. Released google-adk: the rewind is stale (1.20+
     except 1.24-1.27), or it is stored with its early stamp, before the summary
-    in storage order, so the summary still counts and brings turn 2 back."""
+    in storage order, so the summary still counts and brings turn 2 back (1.17
+    - 1.18, where a summary does not move ``update_time``, and 1.24 - 1.27)."""
     chat = await watched_conversation(database)
     gate = await chat.turns_with_summarizer_held(2)
     resume = asyncio.Event()
@@ -207,7 +203,7 @@ async def test_a_summary_made_after_the_rewind_but_stored_before_it(database):
     await turn_two_is_gone_from_the_next_prompt(chat)
 
 
-@race_where_a_summary_makes_it_stale
+@race_where(">=1.20,<1.24", ">=1.28", held_read=True)
 @pytest.mark.asyncio
 async def test_a_state_delta_turn_that_read_before_a_summary_landed(database):
     chat = await watched_conversation(database)

@@ -96,7 +96,7 @@ async def second_turn_read_before_the_first_summary_landed(chat: Conversation) -
     await background_work_done()
 
 
-@race_where(">=1.28")
+@race_where(">=1.28", held_read=True)
 @pytest.mark.asyncio
 async def test_a_request_time_summary_after_the_previous_turns_summary(database):
     chat = await token_conversation(database)

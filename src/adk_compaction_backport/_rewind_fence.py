@@ -12,15 +12,19 @@ rewind, still counts, and quotes the undone turn (issue #24). So:
   comes after it;
 * across processes the same, by a cross-process lock of its own per session
   (``_process_locks``, another namespace than the compaction's), held as
-  briefly: on SQLite a summary and a rewind from two processes were seen to
-  both pass upstream's stale check (most likely the driver opens the write's
-  transaction only at its first write, after the check);
+  briefly: on SQLite a summary and a rewind from two processes both pass
+  upstream's stale check when one commits between the other's check and its
+  insert (nothing locks the session there between the two, unlike
+  PostgreSQL's ``FOR UPDATE``; ``tests/test_cross_process_rewinds.py``
+  stages it);
 * a rewind written after summaries landed since its read is stamped again
   (``stamped_after``), so it sorts after them and removes them with the turn.
 
 Without the fence, 1.24 - 1.27 (``DatabaseSessionService`` reloads a stale
 session and writes anyway) stored a summary whose check ran just before a
-rewind landed, and two processes on SQLite did on every release.
+rewind landed, and two processes on SQLite did on every release. 1.17 - 1.18
+(a summary does not move ``update_time``: a rewind is never stale because of
+one) kept a summary made after the rewind's stamp and stored first.
 """
 
 from __future__ import annotations

@@ -11,10 +11,9 @@ serves both shapes.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-from typing import Any, AsyncGenerator, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, Callable
 
 from adk_compaction_backport._catch_up import (
     caught_up_with_summaries,
@@ -24,9 +23,9 @@ from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR, CompactFn
 from adk_compaction_backport._lock_contention import retried_on_lock_contention
 from adk_compaction_backport._patching import is_active
-from adk_compaction_backport._rewind_fence import fenced, stamped_after
+from adk_compaction_backport._rewind_fence import stamped_after
 from adk_compaction_backport._rewinds import rewound_before
-from adk_compaction_backport._session_identity import SessionIdentity
+from adk_compaction_backport.families._common import rewind_fenced
 from adk_compaction_backport.families._token_threshold import compacted_at_request_time
 
 CATCH_UP_ATTEMPTS = 3
@@ -111,18 +110,6 @@ def _may_catch_up(service: Any, session: Any, event: Any) -> bool:
     return COORDINATOR.in_a_turn(service, session)
 
 
-@contextlib.asynccontextmanager
-async def _rewind_fenced(service: Any, session: Any, event: Any) -> AsyncIterator[None]:
-    """Hold the session's rewind fence; stamp the rewind after any summary
-    stored since its read (``_rewind_fence``)."""
-    identity = SessionIdentity.of(service, session)
-    async with fenced(identity):
-        stored = await identity.read(session.events)
-        if stored is not None:
-            stamped_after(event, session.events, stored.events)
-        yield
-
-
 async def _appended_catching_up(
     original: Callable[..., Any], service: Any, session: Any, event: Any
 ) -> Any:
@@ -156,28 +143,7 @@ def catch_up_on_summaries(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, session=session, event=event)
         if rewound_before(event) is None:
             return await _appended_catching_up(original, self, session, event)
-        async with _rewind_fenced(self, session, event):
+        async with rewind_fenced(self, session, event):
             return await _appended_catching_up(original, self, session, event)
-
-    return append_event
-
-
-def fence_rewinds(original: Callable[..., Any]) -> Callable[..., Any]:
-    """A rewind never interleaves with a summary's check and write, and sorts
-    after the summaries stored since its read, on 1.24 - 1.27, whose service
-    reloads a stale session and writes anyway (the families table wires it
-    there only; 1.17 - 1.18 rewinds are not fenced yet). Other writes are
-    upstream's."""
-
-    @functools.wraps(original)
-    async def append_event(self: Any, session: Any, event: Any) -> Any:
-        if (
-            not is_active()
-            or rewound_before(event) is None
-            or COORDINATOR.storing_a_summary()
-        ):
-            return await original(self, session=session, event=event)
-        async with _rewind_fenced(self, session, event):
-            return await original(self, session=session, event=event)
 
     return append_event

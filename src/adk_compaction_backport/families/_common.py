@@ -1,4 +1,5 @@
-"""Wrappers every release family shares: turn tracking and the model's context.
+"""Wrappers every release family shares: turn tracking, the model's context
+and a rewind's write, fenced against summary writes.
 
 Each takes upstream's function and returns a wrapper that calls it; none holds
 upstream code. The families table (``_guards``) names the ones each
@@ -7,13 +8,17 @@ family's releases need.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, AsyncGenerator, Callable, Generator, List
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Generator, List
 
 from adk_compaction_backport._compaction_events import summaries_after_their_range
 from adk_compaction_backport._compat import aclosing
 from adk_compaction_backport._coordinator import COORDINATOR
 from adk_compaction_backport._patching import is_active
+from adk_compaction_backport._rewind_fence import fenced, stamped_after
+from adk_compaction_backport._rewinds import rewound_before
+from adk_compaction_backport._session_identity import SessionIdentity
 
 COMPACTION_FN = "_run_compaction_for_sliding_window"
 
@@ -151,3 +156,37 @@ def drain_before_returning(original: Callable[..., Any]) -> Callable[..., Any]:
         yield from original(runner, *args, **kwargs)
 
     return run
+
+
+@contextlib.asynccontextmanager
+async def rewind_fenced(service: Any, session: Any, event: Any) -> AsyncIterator[None]:
+    """Hold the session's rewind fence; stamp the rewind after any summary
+    stored since its read (``_rewind_fence``)."""
+    identity = SessionIdentity.of(service, session)
+    async with fenced(identity):
+        stored = await identity.read(session.events)
+        if stored is not None:
+            stamped_after(event, session.events, stored.events)
+        yield
+
+
+def fence_rewinds(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A rewind never interleaves with a summary's check and write, and sorts
+    after the summaries stored since its read, where nothing else of the
+    service's writes needs the package: 1.17 - 1.18 (a summary does not move
+    ``update_time``, so a rewind is never stale because of one) and 1.24 -
+    1.27 (the service reloads a stale session and writes anyway). Other writes
+    are upstream's."""
+
+    @functools.wraps(original)
+    async def append_event(self: Any, session: Any, event: Any) -> Any:
+        if (
+            not is_active()
+            or rewound_before(event) is None
+            or COORDINATOR.storing_a_summary()
+        ):
+            return await original(self, session=session, event=event)
+        async with rewind_fenced(self, session, event):
+            return await original(self, session=session, event=event)
+
+    return append_event
