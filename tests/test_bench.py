@@ -8,6 +8,7 @@ belongs to ``python -m bench``, not to the test suite.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from importlib import metadata
@@ -236,3 +237,18 @@ def test_long_session_rounds_alternate_and_pool() -> None:
     assert len(pooled["package_reads"]) == 2
     assert merged([one(100, 8), {"error": "the run failed"}]) is None
     assert merged([one(100, 8), None]) is None
+
+
+def test_p95_of_every_turn_counts_a_failed_turn_as_never_answered() -> None:
+    from bench.long_session_rows import p_of_every_turn
+
+    def run(failed: int) -> dict:
+        return {
+            "turn_ms": [float(n) for n in range(1, 101 - failed)],
+            "failed_turns": failed,
+        }
+
+    assert p_of_every_turn(run(0), 95) == pytest.approx(95.05)
+    assert p_of_every_turn(run(4), 95) == pytest.approx(95.05)  # the slowest 4 failed
+    assert p_of_every_turn(run(5), 95) == math.inf  # its rank lands on a failure
+    assert p_of_every_turn({"turn_ms": [], "failed_turns": 3}, 95) == math.inf
