@@ -13,7 +13,7 @@ import pytest
 
 from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._turn_order import in_turn_order
-from test_windows import TURNS, app, said
+from test_windows import TURNS, Fake, app, said, summary
 
 
 class Backend:
@@ -153,3 +153,41 @@ async def test_a_cancelled_wait_lets_go_of_the_claim():
     with pytest.raises(asyncio.CancelledError):
         await entering
     assert statements(backend) == ["lock 0", "unlock 0"]
+
+
+class Watched(Fake):
+    """A stand-in event that counts the reads of its ``actions``."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "actions":
+            object.__getattribute__(self, "reads").append(name)
+        return object.__getattribute__(self, name)
+
+
+def watched(invocation: str, at: float) -> Watched:
+    plain = said(invocation, at)
+    return Watched(**vars(plain), reads=[])
+
+
+@pytest.mark.asyncio
+async def test_the_turns_events_are_passed_over_once_however_often_the_window_is_cut():
+    # A long session's old events: each cut of the window (at the start, after
+    # this process's earlier compaction, under the lock with storage read)
+    # would otherwise pass over all of them again (issue #22: CPU per turn).
+    old = [watched(f"old{i}", float(i)) for i in range(1, 41)]
+    seen = [*old, summary(1.0, 40.0, at=40.5), said("i41", 41.0), said("i42", 42.0)]
+    landed = summary(41.0, 41.0, at=42.5)
+    backend = Backend()
+    order = in_turn_order(
+        identity(backend, Fake(events=[*seen, landed])),
+        app(2),
+        seen,
+        SessionWrites(),
+        30.0,
+        after=lambda: asyncio.sleep(0, result=True),  # the window is cut again
+        on_wait=list,
+    )
+    async with order as window:
+        pass
+    assert window[-1].id == landed.id
+    assert {len(event.reads) for event in old} == {2}  # rewinds, summaries

@@ -21,6 +21,7 @@ full too (there is nothing to read after).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Optional, Sequence
 
 LOOKBACK = 10.0
@@ -31,6 +32,7 @@ append stuck that long: SQLite's busy wait is 5 s)."""
 TOLERANCE = 1e-3
 """Stored timestamps come back rounded: an event this close to the cutoff may
 fall on either side of it."""
+_TIMESTAMP = attrgetter("timestamp")  # read in C: ``known`` is the whole session
 
 
 def _config(after_timestamp: float) -> Any:
@@ -55,7 +57,7 @@ async def read_session(
     whole read.
     """
     names = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-    cutoff = max((event.timestamp for event in known), default=0.0) - LOOKBACK
+    cutoff = max(map(_TIMESTAMP, known), default=0.0) - LOOKBACK
     config = _config(cutoff) if known else None
     if config is None:
         return await service.get_session(**names)
@@ -64,7 +66,7 @@ async def read_session(
         return None
     recent_ids = {event.id for event in recent.events}
     older = [event for event in known if event.id not in recent_ids]
-    if any(event.timestamp >= cutoff + TOLERANCE for event in older):
+    if max(map(_TIMESTAMP, older), default=cutoff) >= cutoff + TOLERANCE:
         # An event the turn holds is gone: another conversation, or a service
         # that filtered otherwise. The whole read decides.
         return await service.get_session(**names)

@@ -28,8 +28,8 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
     TIMESTAMP_SLACK,
-    compaction_of,
     end_timestamp,
+    summaries_in,
 )
 from adk_compaction_backport._rewind_fence import fenced
 from adk_compaction_backport._rewinds import live_events
@@ -92,33 +92,45 @@ class Snapshot(NamedTuple):
         """The events up to the summary's end, which the target must still hold."""
         end = end_timestamp(summary)
         limit = float("inf") if end is None else end + TIMESTAMP_SLACK
+        summaries = {id(e) for e in summaries_in(self.events)}
         return [
             event.id
             for event in self.events
-            if compaction_of(event) is None and event.timestamp <= limit
+            if event.timestamp <= limit and id(event) not in summaries
         ]
 
 
-def refusal(snapshot: Snapshot, summary: Any, target: Any) -> Optional[str]:
-    """Why ``summary`` may not be stored in ``target`` (a ``Session``), or None."""
+def refusal(
+    snapshot: Snapshot,
+    summary: Any,
+    target: Any,
+    covered: Optional[List[str]] = None,
+) -> Optional[str]:
+    """Why ``summary`` may not be stored in ``target`` (a ``Session``), or None.
+
+    ``covered``: ``snapshot.covered_ids(summary)``, when the caller has it.
+    """
     if target is None:
         return "the session was deleted"
     stored_ids = [event.id for event in target.events]
+    stored_set = set(stored_ids)
     if snapshot.first_event_id is not None and snapshot.first_event_id not in (
-        set(stored_ids)
+        stored_set
     ):
         return (
             "the session no longer holds the conversation the summary was made "
             "from (deleted and created again with the same id, or its events "
             "were removed)"
         )
-    covered = snapshot.covered_ids(summary)
+    if covered is None:
+        covered = snapshot.covered_ids(summary)
     live = live_events(target.events)
-    live_ids = [event.id for event in live]
-    missing = set(covered) - set(stored_ids)
+    live_ids = stored_ids if len(live) == len(stored_ids) else [e.id for e in live]
+    covered_set = set(covered)
+    missing = covered_set - stored_set
     if missing:
         return f"{len(missing)} event(s) it summarizes were removed from storage"
-    if set(covered) - set(live_ids):
+    if live_ids is not stored_ids and not covered_set <= set(live_ids):
         return "event(s) it summarizes were rewound"
     if not _in_order(covered, live_ids):
         return "the events it summarizes are no longer stored in that order"
@@ -127,10 +139,30 @@ def refusal(snapshot: Snapshot, summary: Any, target: Any) -> Optional[str]:
     return None
 
 
+def _same_events(one: Any, other: Any) -> bool:
+    """Whether two ``Session``s hold the same stored events (ids are unique in
+    a session's storage): the checks on one then answer for the other."""
+    return len(one.events) == len(other.events) and [e.id for e in one.events] == [
+        e.id for e in other.events
+    ]
+
+
+_END: Any = object()
+
+
 def _in_order(wanted: List[str], stored: List[str]) -> bool:
     """Whether ``wanted`` appears in ``stored`` in the same order."""
-    remaining = iter(stored)
-    return all(any(found == event_id for found in remaining) for event_id in wanted)
+    wanted_set = set(wanted)
+    if [event_id for event_id in stored if event_id in wanted_set] == wanted:
+        return True  # the usual answer, without a step per stored event
+    remaining = iter(wanted)
+    looking_for = next(remaining, _END)
+    for event_id in stored:
+        if looking_for is _END:
+            break
+        if event_id == looking_for:
+            looking_for = next(remaining, _END)
+    return looking_for is _END
 
 
 def _reaches_as_far(events: List[Any], summary: Any) -> bool:
@@ -139,7 +171,8 @@ def _reaches_as_far(events: List[Any], summary: Any) -> bool:
     if end is None:
         return False
     return any(
-        (end_timestamp(event) or 0.0) >= end - TIMESTAMP_SLACK for event in events
+        (end_timestamp(event) or 0.0) >= end - TIMESTAMP_SLACK
+        for event in summaries_in(events)
     )
 
 
@@ -196,19 +229,23 @@ async def store_summary(
     """
     refused_once = False
     known = snapshot.loaded
+    covered = snapshot.covered_ids(summary)  # the same for every check
     for attempt in range(ATTEMPTS):
         stored = await identity.read(known)
         if stored is not None:
             known = stored.events  # the next attempt reads what is newer still
         if stored is not None and any(e.id == summary.id for e in stored.events):
             return True  # an earlier attempt committed, only its answer was lost
-        reason = refusal(snapshot, summary, stored)
+        reason = refusal(snapshot, summary, stored, covered)
         if reason is not None:
             _dropped(snapshot, reason)
             return False
         through = stored
         newest = writes.current_here() if attempt == 0 else None
-        if newest is not None and not refusal(snapshot, summary, newest):
+        if newest is not None and (
+            _same_events(newest, stored)
+            or not refusal(snapshot, summary, newest, covered)
+        ):
             through = newest  # its turn's next write then stays level with storage
         try:
             async with writes.writing_through(through):

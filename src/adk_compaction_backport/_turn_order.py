@@ -16,7 +16,8 @@ as window`` covers everything a compaction waits for before it may summarize:
   claim is gone (or, once, ``CLAIM_GRACE`` for a claim about to come): the
   windows are then cut where one process cuts them.
 
-``window`` is what to compact (``_windows.window_events``); the lock and the
+``window`` is what to compact (``_windows.window_events``, the turn's events
+passed over once); the lock and the
 claim are held until the block ends. Waiting is bounded by ``limit`` seconds.
 """
 
@@ -40,8 +41,9 @@ from adk_compaction_backport._windows import (
     earlier_due_turn,
     may_be_due,
     seconds_since_end,
+    seen_window,
     turn_of,
-    window_events,
+    window_from,
 )
 
 logger = logging.getLogger("adk_compaction_backport")
@@ -95,6 +97,7 @@ class in_turn_order:
     ) -> None:
         self._identity, self._app = identity, app
         self._seen, self._writes = seen, writes
+        self._seen_window = seen_window(seen)  # one pass; each cut adds what landed
         self._limit = limit
         self._after, self._on_wait = after, on_wait
         self._claim: Any = ASYNC_NULL_CONTEXT
@@ -103,14 +106,16 @@ class in_turn_order:
 
     async def __aenter__(self) -> List[Any]:
         window = self._window()
-        if may_be_due(self._app, window):
+        due = may_be_due(self._app, window)
+        if due:
             # Other processes see this turn's compaction pending from now on.
             self._claim = turn_claim(self._identity, turn_of(self._seen))
         await self._claim.__aenter__()
         try:
             if await self._after():
                 window = self._window()  # its summary may have landed
-            if not may_be_due(self._app, window):
+                due = may_be_due(self._app, window)
+            if not due:
                 return window
             return await self._locked()
         except BaseException:
@@ -127,7 +132,7 @@ class in_turn_order:
 
     def _window(self, stored: Any = None) -> List[Any]:
         events = None if stored is None else stored.events
-        return window_events(self._seen, self._writes.own_summary, events)
+        return window_from(self._seen_window, self._writes.own_summary, events)
 
     async def _locked(self) -> List[Any]:
         """Across processes: one compaction of the session at a time, building

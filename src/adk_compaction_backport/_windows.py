@@ -11,14 +11,15 @@ waits, reads storage or imports google-adk.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
     compaction_of,
     end_timestamp,
+    summaries_in,
     widened,
 )
-from adk_compaction_backport._rewinds import live_events
+from adk_compaction_backport._rewinds import live_events, rewound_before
 
 
 class OwnSummary(NamedTuple):
@@ -46,12 +47,14 @@ def new_invocations(events: Sequence[Any]) -> List[str]:
     last_end = next(
         (end_timestamp(e) or 0.0 for e in reversed(events) if end_timestamp(e)), 0.0
     )
+    # The timestamp first: on a long session most events are older than the
+    # newest summary, and the check costs no call.
     new: Dict[str, None] = {}
     for event in events:
         if (
-            event.invocation_id
+            event.timestamp > last_end
+            and event.invocation_id
             and compaction_of(event) is None
-            and event.timestamp > last_end
         ):
             new[event.invocation_id] = None
     return list(new)
@@ -94,22 +97,86 @@ def turn_of(events: Sequence[Any]) -> str:
     )
 
 
+class SeenWindow:
+    """What a compaction's window takes from the events its turn saw.
+
+    Those events do not change while the compaction waits, so their pass (the
+    session's whole length) is made once, and each cut of the window
+    (``window_from``) costs only what landed since.
+    """
+
+    __slots__ = ("_ids", "events", "first_id", "newest_end", "rewinds", "seen")
+
+    def __init__(self, seen: Sequence[Any]) -> None:
+        self.seen = seen
+        live = live_events(list(seen))
+        summaries = summaries_in(live)
+        marked = {id(e) for e in summaries}
+        self.events: List[Any] = (
+            [widened(e) if id(e) in marked else e for e in live] if marked else live
+        )
+        """The live events, compaction ranges widened (``_compaction_events``)."""
+        self.first_id: Optional[str] = seen[0].id if seen else None
+        """The first event seen: its incarnation of the session."""
+        self.newest_end = max((end_timestamp(e) or 0.0 for e in summaries), default=0.0)
+        """The newest end of a live summary seen (0.0: none)."""
+        self.rewinds = len(live) != len(seen)
+        """Whether a rewind is among the events seen."""
+        self._ids: Optional[FrozenSet[str]] = None
+
+    @property
+    def ids(self) -> FrozenSet[str]:
+        """Every event seen, rewound or not (made when a cut needs it: a turn
+        with nothing landed to look at does not)."""
+        if self._ids is None:
+            self._ids = frozenset(e.id for e in self.seen)
+        return self._ids
+
+
+seen_window = SeenWindow
+"""One pass over the events a turn saw."""
+
+
 def landed_summaries(
-    seen: Sequence[Any],
+    seen: SeenWindow,
     own: Optional[OwnSummary] = None,
     stored: Optional[Sequence[Any]] = None,
 ) -> List[Any]:
     """Summaries stored since the turn read ``seen``, of the turn's incarnation:
     ``own`` (this process's last) and any in ``stored`` (storage read since)."""
-    first = seen[0].id if seen else None
     found: List[Any] = []
-    if own is not None and own.first_event_id in {e.id for e in seen}:
+    if own is not None and own.first_event_id in seen.ids:
         found.append(own.event)
-    if stored is not None and first is not None and any(e.id == first for e in stored):
-        found.extend(
-            e for e in live_events(list(stored)) if end_timestamp(e) is not None
-        )
+    first = seen.first_id
+    if stored is None or first is None or not any(e.id == first for e in stored):
+        return found
+    new = [e for e in stored if e.id not in seen.ids]
+    if seen.rewinds or any(rewound_before(e) for e in new):
+        # A rewind may have removed a summary: apply them all.
+        found.extend(summaries_in(live_events(list(stored))))
+    else:
+        found.extend(summaries_in(new))
     return found
+
+
+def window_from(
+    seen: SeenWindow,
+    own: Optional[OwnSummary] = None,
+    stored: Optional[Sequence[Any]] = None,
+) -> List[Any]:
+    """``window_events`` on the pass over the turn's events made once."""
+    events = list(seen.events)
+    if own is None and stored is None:
+        return events
+    landed = [
+        summary
+        for summary in landed_summaries(seen, own, stored)
+        if summary.id not in seen.ids
+        and (end_timestamp(summary) or 0.0) > seen.newest_end
+    ]
+    if landed:
+        events.append(widened(max(landed, key=lambda e: end_timestamp(e) or 0.0)))
+    return events
 
 
 def window_events(
@@ -126,14 +193,4 @@ def window_events(
     incarnation of the session (deleted and created again) is not this
     conversation's.
     """
-    events = live_events(list(seen))
-    seen_ids = {e.id for e in seen}
-    newest_seen = max((end_timestamp(e) or 0.0 for e in events), default=0.0)
-    landed = [
-        summary
-        for summary in landed_summaries(seen, own, stored)
-        if summary.id not in seen_ids and (end_timestamp(summary) or 0.0) > newest_seen
-    ]
-    if landed:
-        events.append(max(landed, key=lambda e: end_timestamp(e) or 0.0))
-    return [widened(e) for e in events]
+    return window_from(seen_window(seen), own, stored)
