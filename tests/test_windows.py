@@ -140,3 +140,42 @@ def test_a_summary_older_than_one_the_turn_saw_does_not_join():
 def test_rewound_events_are_left_out_of_the_window():
     seen = [*TURNS, rewind("i2", 3.5)]
     assert [e.id for e in window_events(seen)] == [TURNS[0].id]
+
+
+def test_each_summary_sits_after_the_last_event_it_covers() -> None:
+    """Late summaries move back to their range; one never moves before a
+    summary that came earlier; events out of time order keep their order."""
+    from adk_compaction_backport._compaction_events import summaries_after_their_range
+
+    a, b, c, d = said("i1", 1.0), said("i2", 2.0), said("i3", 3.0), said("i4", 2.5)
+    first, second = summary(1.0, 2.0, 3.5, "first"), summary(1.0, 1.0, 3.6, "second")
+    placed = summaries_after_their_range([a, b, c, d, first, second])
+    # ``second`` ends at 1.0 (after a) but may not go before ``first``.
+    assert [e.id for e in placed] == [a.id, b.id, "first", "second", c.id, d.id]
+    assert placed[2].actions.compaction.end_timestamp > 2.0  # widened by the slack
+
+
+def test_a_summary_is_widened_once_however_often_a_turn_reads_it(monkeypatch) -> None:
+    """Every turn reads the session's summaries afresh; each stored summary
+    (its id, time and range) is copied once, not once per turn (issue #22)."""
+    from adk_compaction_backport import _compaction_events
+
+    monkeypatch.setattr(_compaction_events, "_widened", {})
+    copies = []
+
+    class Counted(Fake):
+        def model_copy(self, update: Any) -> Fake:
+            copies.append(self)
+            return super().model_copy(update)
+
+    def stored_again() -> Any:  # what a fresh read of storage returns
+        compaction = Counted(start_timestamp=1.0, end_timestamp=2.0)
+        actions = Counted(compaction=compaction, rewind_before_invocation_id=None)
+        return Counted(id="summary", invocation_id="", timestamp=2.5, actions=actions)
+
+    turns = [window_events([*TURNS, stored_again()]) for _ in range(5)]
+    assert len(copies) == 3  # the event, its actions and its compaction, once
+    assert all(t[-1].actions.compaction.end_timestamp > 2.0 for t in turns)
+    other = Counted(**{**vars(stored_again()), "timestamp": 2.6})  # not that one
+    window_events([*TURNS, other])
+    assert len(copies) == 6

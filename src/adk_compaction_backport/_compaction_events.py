@@ -8,8 +8,9 @@ the events it covers, with exactly their timestamps.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from operator import attrgetter
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # Stored event timestamps come back rounded to microseconds (plus float error),
 # so the last compacted event can look newer than the summary's exact
@@ -43,36 +44,68 @@ def summaries_in(events: Sequence[Any]) -> List[Any]:
         return [event for event in events if compaction_of(event) is not None]
 
 
+WIDENED_KEPT = 4096
+"""Widened copies remembered (``widened``); forgotten all at once past it."""
+_widened: Dict[Tuple[Any, ...], Any] = {}
+
+
 def widened(event: Any, before: float = 0.0, after: float = TIMESTAMP_SLACK) -> Any:
-    """A copy of a compaction event whose range is a little wider."""
+    """A copy of a compaction event whose range is a little wider.
+
+    Remembered by the event's id, time and range: a long session holds
+    hundreds of summaries, every turn reads them afresh from storage, and a
+    stored event never changes, so each is copied once, not on every turn
+    (three model copies apiece).
+    """
     compaction = compaction_of(event)
     start = getattr(compaction, "start_timestamp", None)
     end = getattr(compaction, "end_timestamp", None)
     if not start or not end:
         return event
+    event_id = getattr(event, "id", None)
+    key = (event_id, getattr(event, "timestamp", None), start, end, before, after)
+    copy = _widened.get(key) if event_id else None
+    if copy is not None:
+        return copy
     wider = compaction.model_copy(
         update={"start_timestamp": start - before, "end_timestamp": end + after}
     )
     actions = event.actions.model_copy(update={"compaction": wider})
-    return event.model_copy(update={"actions": actions})
+    copy = event.model_copy(update={"actions": actions})
+    if event_id:
+        if len(_widened) >= WIDENED_KEPT:
+            _widened.clear()
+        _widened[key] = copy
+    return copy
 
 
 def summaries_after_their_range(events: List[Any]) -> List[Any]:
     """The events with each summary moved to just after the events it covers.
 
     Other events keep their order. Ranges are widened by the slack on both
-    sides, for timestamps read back from a database.
+    sides, for timestamps read back from a database. A summary goes after the
+    last other event not newer than its end, and never before a summary that
+    came earlier in ``events``. One pass and a binary search per summary: a
+    long session holds hundreds of summaries, and this runs on every model
+    call.
     """
     plain = [e for e in events if end_timestamp(e) is None]
-    placed = list(plain)
+    # Newest timestamp a suffix of ``plain`` goes down to: non-decreasing, so
+    # the slot after the last event not newer than ``end`` is a bisection.
+    lowest_from: List[float] = []
+    lowest = float("inf")
+    for event in reversed(plain):
+        lowest = min(lowest, event.timestamp)
+        lowest_from.append(lowest)
+    lowest_from.reverse()
+    slots: List[List[Any]] = [[] for _ in range(len(plain) + 1)]
+    slot = 0
     for summary in (e for e in events if end_timestamp(e) is not None):
         summary = widened(summary, before=TIMESTAMP_SLACK, after=TIMESTAMP_SLACK)
-        end = end_timestamp(summary)
-        position = len(placed)
-        while position and (
-            end_timestamp(placed[position - 1]) is None
-            and placed[position - 1].timestamp > end
-        ):
-            position -= 1
-        placed.insert(position, summary)
+        slot = max(slot, bisect_right(lowest_from, end_timestamp(summary)))
+        slots[slot].append(summary)
+    placed = list(slots[0])
+    for event, after in zip(plain, slots[1:]):
+        placed.append(event)
+        placed.extend(after)
     return placed
