@@ -2,8 +2,8 @@
 
 Run as ``python -m bench.long_server SPEC OUT`` in a release's package venv,
 by ``bench.long_session_rows``. Per session service: one database prefilled
-in this process (``SESSIONS`` sessions of ``EVENTS`` old events and a summary
-of them each, through the service, as ``bench.long_sessions.prefill`` does),
+in this process (``SESSIONS`` sessions of ``EVENTS`` old events each, a summary
+after every few invocations, through the service: ``bench.long_sessions.prefill``),
 copied once per side so both sides start from the same rows; then per side one
 server on its copy (released: ``ADK_COMPACTION_BACKPORT_DISABLE=1`` in the
 server's environment, the package otherwise, applied by its start-up hook as
@@ -65,14 +65,18 @@ async def _dispose(service: Any) -> None:
             await result
 
 
-async def _prefill(kind: str, url: str, app: str, sessions: int, events: int) -> List:
+async def _prefill(
+    kind: str, url: str, app: str, sessions: int, events: int, workload: Dict
+) -> List:
     from adk_compaction_backport.verify.scenario import USER_ID
 
     service = session_service(kind, url)
     ids = []
     for _ in range(sessions):
         session = await service.create_session(app_name=app, user_id=USER_ID)
-        await prefill(service, session, events)
+        await prefill(
+            service, session, events, workload["interval"], workload["overlap"]
+        )
         ids.append(session.id)
     await _dispose(service)
     return ids
@@ -243,7 +247,9 @@ def _measure(spec: Dict[str, Any], run: Dict[str, Any]) -> Dict[str, Any]:
             )
         with fresh_database(storage, spec["postgres_url"]) as url:
             started = time.perf_counter()
-            ids = asyncio.run(_prefill(kind, url, app, run["sessions"], run["events"]))
+            ids = asyncio.run(
+                _prefill(kind, url, app, run["sessions"], run["events"], w)
+            )
             result["prefill_s"] = time.perf_counter() - started
             _log(f"{run}: prefilled in {result['prefill_s']:.0f} s")
             side_spec = {**spec, **run, "app": app, "ids": ids}

@@ -282,7 +282,10 @@ def body(results: Dict[str, Any]) -> str:
         run_line(meta),
         "",
         f"One session per row and side, prefilled through the service with the "
-        f"given number of old events and a summary of them, then "
+        f"given number of old events as a session that compacted all along "
+        f"holds them (a user message and a reply per invocation, a summary "
+        f"after every {w['interval']} invocations: 800 in 4,000 events at "
+        f"interval 2; before 2026-12-07, one summary of them all), then "
         f"{meta['long_session_turns']} sequential turns, compaction every "
         f"{w['interval']} invocations (overlap {w['overlap']}), fake model reply "
         f"{w['reply_delay'] * 1000:.0f} ms, fake summarizer "

@@ -4,9 +4,9 @@ Run as ``python -m bench.long_sessions SPEC OUT`` in a release's bench venv,
 by ``bench.long_session_rows``, once per side (the parent sets
 ``ADK_COMPACTION_BACKPORT_DISABLE`` for released). Per run (session
 service, length, sessions, client): a fresh database, each session prefilled
-through the service with ``length`` old events (a user message and a reply
-per invocation, then a summary of them all, as a session that compacted
-before looks), then ``turns`` turns per session with compaction on, the
+through the service with ``length`` old events (``prefill``: a user message
+and a reply per invocation and a summary after every few, as a session that
+compacted all along looks), then ``turns`` turns per session with compaction on, the
 sessions at once (a sequential client reads each stream to its end; an eager
 one sends the next message at the final reply). Measured: each turn's wall
 time (to the final reply for an eager client); turns per second; the
@@ -87,18 +87,31 @@ def summary_event(start: float, end: float, at: float, invocation: str) -> Any:
     )
 
 
-async def prefill(service: Any, session: Any, events: int) -> None:
-    """Append ``events`` old events (an hour ago, a user message and a reply per
-    invocation) and a summary of them through ``service``, as a long session
-    that compacted before holds them."""
+async def prefill(
+    service: Any, session: Any, events: int, interval: int = 2, overlap: int = 1
+) -> None:
+    """Append ``events`` old events (an hour ago) through ``service``, as a long
+    session that compacted all along holds them: a user message and a reply
+    per invocation and, after every ``interval`` invocations, a summary of
+    them (from ``overlap`` invocations earlier) stored right after. So a
+    session of 4,000 events holds 800 summaries at interval 2, and what a
+    pass over the summaries costs shows."""
     start = time.time() - 3600
-    for number in range(events // 2):
+    firsts: List[float] = []  # each invocation's first event's time
+    stored = 0
+    while stored + 2 <= events:
+        at = start + len(firsts)
         for offset, author in enumerate(("user", "assistant")):
-            at = start + number + offset / 2
-            await service.append_event(session, plain_event(f"old{number}", author, at))
-    first, last = session.events[0].timestamp, session.events[-1].timestamp
-    summary = summary_event(first, last, last + 0.1, PREFILLED_SUMMARY)
-    await service.append_event(session, summary)
+            old = plain_event(f"old{len(firsts)}", author, at + offset / 2)
+            await service.append_event(session, old)
+        firsts.append(at)
+        stored += 2
+        if len(firsts) % interval == 0 and stored < events:
+            back = interval + (overlap if len(firsts) > interval else 0)
+            covered_from = firsts[max(0, len(firsts) - back)]
+            summary = summary_event(covered_from, at + 0.5, at + 0.6, PREFILLED_SUMMARY)
+            await service.append_event(session, summary)
+            stored += 1
 
 
 def measure_each(
@@ -211,7 +224,7 @@ async def _sessions(spec: Dict[str, Any], kind: str, url: str, length: int) -> D
     ids, prefill_s = [], time.perf_counter()
     for _ in range(spec.get("sessions", 1)):
         session = await service.create_session(app_name=name, user_id=USER_ID)
-        await prefill(service, session, length)
+        await prefill(service, session, length, w["interval"], w["overlap"])
         ids.append(session.id)
     prefill_s = time.perf_counter() - prefill_s
     await _warm_up(runner, service, name, w["interval"] + 1)
