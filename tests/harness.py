@@ -59,7 +59,8 @@ CLAIMED_ONLY = pytest.mark.skipif(
     reason="a release the package does not claim (no compaction to race)",
 )
 REWINDS_ONLY = pytest.mark.skipif(
-    not hasattr(Runner, "rewind_async"), reason="no Runner.rewind_async here"
+    not hasattr(Runner, "rewind_async"),
+    reason=OTHER_FAMILY + "no Runner.rewind_async before google-adk 1.17",
 )
 ONLY_1_16 = pytest.mark.skipif(
     getattr(family_for(installed_adk_version()), "name", None) != "1.16",
