@@ -41,7 +41,10 @@ def database_kind(request: pytest.FixtureRequest) -> str:
     """Both services on a SQLite file: DatabaseSessionService and
     SqliteSessionService (skipped before 1.19 by ``database``)."""
     if request.param == "sqlite" and FAMILY == "1.24":
-        pytest.skip("1.24-1.27's DatabaseSessionService turns are upstream's writes")
+        pytest.skip(
+            OTHER_FAMILY + "1.24-1.27's DatabaseSessionService turns are "
+            "upstream's writes"
+        )
     return str(request.param)
 
 
