@@ -147,22 +147,13 @@ def _same_events(one: Any, other: Any) -> bool:
     ]
 
 
-_END: Any = object()
-
-
 def _in_order(wanted: List[str], stored: List[str]) -> bool:
     """Whether ``wanted`` appears in ``stored`` in the same order."""
     wanted_set = set(wanted)
     if [event_id for event_id in stored if event_id in wanted_set] == wanted:
-        return True  # the usual answer, without a step per stored event
-    remaining = iter(wanted)
-    looking_for = next(remaining, _END)
-    for event_id in stored:
-        if looking_for is _END:
-            break
-        if event_id == looking_for:
-            looking_for = next(remaining, _END)
-    return looking_for is _END
+        return True  # the usual answer, without a Python call per stored event
+    remaining = iter(stored)
+    return all(any(found == event_id for found in remaining) for event_id in wanted)
 
 
 def _reaches_as_far(events: List[Any], summary: Any) -> bool:

@@ -38,10 +38,10 @@ from adk_compaction_backport._process_locks import (
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._windows import (
+    SeenWindow,
     earlier_due_turn,
     may_be_due,
     seconds_since_end,
-    seen_window,
     turn_of,
     window_from,
 )
@@ -97,7 +97,7 @@ class in_turn_order:
     ) -> None:
         self._identity, self._app = identity, app
         self._seen, self._writes = seen, writes
-        self._seen_window = seen_window(seen)  # one pass; each cut adds what landed
+        self._seen_window = SeenWindow(seen)  # one pass; each cut adds what landed
         self._limit = limit
         self._after, self._on_wait = after, on_wait
         self._claim: Any = ASYNC_NULL_CONTEXT

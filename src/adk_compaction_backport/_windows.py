@@ -133,10 +133,6 @@ class SeenWindow:
         return self._ids
 
 
-seen_window = SeenWindow
-"""One pass over the events a turn saw."""
-
-
 def landed_summaries(
     seen: SeenWindow,
     own: Optional[OwnSummary] = None,
@@ -193,4 +189,4 @@ def window_events(
     incarnation of the session (deleted and created again) is not this
     conversation's.
     """
-    return window_from(seen_window(seen), own, stored)
+    return window_from(SeenWindow(seen), own, stored)
