@@ -139,3 +139,32 @@ async def test_catch_up_of_a_long_session_reads_only_the_new_summary(
     assert reads.package[0][0] <= FEW
     # its next write is level with storage
     await chat.service.append_event(turn, plain_event("next", "user", time.time()))
+
+
+@BACKPORT_ONLY
+async def test_a_turn_no_summary_can_be_due_on_leaves_upstream_compaction_alone(
+    database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream's sliding-window compaction passes over the whole session to
+    find it has nothing to do on every other turn (interval 2): the package
+    calls it only when a summary may be due, and the summaries stay the same."""
+    import adk_compaction_backport._coordinator as coordinator
+
+    runs = []
+    original = coordinator.run_compaction
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(1)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(coordinator, "run_compaction", counted)
+    chat = await Conversation(database).start()
+    await prefill(chat.service, await chat.stored(), 40)
+    for _ in range(TURNS):
+        await chat.client_turn()
+    await chat.finish()
+    await background_work_done()
+
+    assert new_summaries(await chat.stored()) == TURNS // 2
+    assert chat.control.calls == TURNS // 2
+    assert len(runs) == TURNS // 2

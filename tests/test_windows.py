@@ -4,7 +4,7 @@ no google-adk, no storage, no event loop."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from adk_compaction_backport._windows import (
     OwnSummary,
@@ -179,3 +179,37 @@ def test_a_summary_is_widened_once_however_often_a_turn_reads_it(monkeypatch) ->
     other = Counted(**{**vars(stored_again()), "timestamp": 2.6})  # not that one
     window_events([*TURNS, other])
     assert len(copies) == 6
+
+
+def test_the_passes_facts_count_new_invocations_as_the_events_do() -> None:
+    """``SeenWindow.new_invocations`` reads the columns of its one pass, never
+    the events; on random sessions (out-of-order summaries, summaries without
+    an end, a landed summary or none, a rewind) it says what a pass over the
+    window says."""
+    import random
+
+    from adk_compaction_backport._windows import SeenWindow, window_from
+
+    rng = random.Random(3)
+    for _ in range(1500):
+        events: List[Any] = []
+        at = 0.0
+        for index in range(rng.randint(0, 14)):
+            at += rng.choice([0.5, 1.0, 1e-7])
+            kind = rng.random()
+            if kind < 0.6:
+                events.append(said(f"i{rng.randint(0, 6)}", at, f"e{index}"))
+            elif kind < 0.95:
+                start = rng.uniform(0, at)
+                end = rng.choice([rng.uniform(start, at), None, 0.0])
+                events.append(summary(start, end, at, f"s{index}"))
+            else:
+                events.append(rewind(f"i{rng.randint(0, 6)}", at))
+        seen = SeenWindow(events)
+        stored = None
+        if rng.random() < 0.5:
+            end = rng.uniform(0, at + 1)
+            landed = summary(rng.uniform(0, end), end, at + 1, "landed")
+            stored = [*events, landed]
+        window = window_from(seen, None, stored) if stored else seen.events
+        assert seen.new_invocations(window) == new_invocations(window)

@@ -29,19 +29,19 @@ def end_timestamp(event: Any) -> Optional[float]:
     return getattr(compaction_of(event), "end_timestamp", None)
 
 
-def summaries_in(events: Sequence[Any]) -> List[Any]:
-    """The compaction events among ``events``, in order.
-
-    A session holds thousands of events, and a Python step per event is most
-    of a pass's cost: the attributes are read in C where every event has them.
-    """
+def compactions_of(events: Sequence[Any]) -> List[Any]:
+    """Each event's compaction, or None, in order: one pass read in C where
+    every event has ``actions`` (a session holds thousands of events, and a
+    Python step per event is most of a pass's cost)."""
     try:
-        found = map(_COMPACTION, events)
-        return [
-            event for event, compaction in zip(events, found) if compaction is not None
-        ]
+        return list(map(_COMPACTION, events))
     except AttributeError:  # a stand-in, or actions stored as a dict (#3487)
-        return [event for event in events if compaction_of(event) is not None]
+        return [compaction_of(event) for event in events]
+
+
+def summaries_in(events: Sequence[Any]) -> List[Any]:
+    """The compaction events among ``events``, in order."""
+    return [e for e, c in zip(events, compactions_of(events)) if c is not None]
 
 
 WIDENED_KEPT = 4096

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Awaitable, Callable, List
+from typing import Any, Awaitable, Callable, List, Optional
 
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
@@ -43,11 +43,14 @@ async def run_compaction(
     writes: SessionWrites,
     is_stale: Callable[[BaseException], bool],
     time_limit: float,
+    timestamps: Optional[List[float]] = None,
 ) -> None:
     """Run ``compact`` for the turn that ended with ``session`` on ``given``
-    (``_windows.window_events``)."""
+    (``_windows.window_events``); ``timestamps``: of ``session``'s events,
+    if read already."""
     view = session.model_copy(update={"events": given})
-    writer = SummaryWriter(identity, writes, Snapshot.of(session, given), is_stale)
+    snapshot = Snapshot.of(session, given, timestamps)
+    writer = SummaryWriter(identity, writes, snapshot, is_stale)
     try:
         await asyncio.wait_for(compact(app, view, writer), time_limit)
     except asyncio.TimeoutError:

@@ -265,6 +265,8 @@ class Coordinator:
         try:
             async with order as window:
                 running(True)
+                if order.nothing_due:
+                    return  # upstream's pass over the session would find nothing
                 await run_compaction(
                     compact,
                     app,
@@ -274,6 +276,7 @@ class Coordinator:
                     slot.writes,
                     self._is_stale,
                     self.time_limit,
+                    order.seen_timestamps,
                 )
         finally:
             running(False)

@@ -21,8 +21,10 @@ full too (there is nothing to read after).
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import Any, Optional, Sequence
+from functools import partial
+from itertools import compress
+from operator import attrgetter, is_, le
+from typing import Any, List, Optional, Sequence
 
 LOOKBACK = 10.0
 """Seconds before the turn's newest event the read starts. An event is stored
@@ -46,7 +48,12 @@ def _config(after_timestamp: float) -> Any:
 
 
 async def read_session(
-    service: Any, app_name: str, user_id: str, session_id: str, known: Sequence[Any]
+    service: Any,
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    known: Sequence[Any],
+    timestamps: Optional[List[float]] = None,
 ) -> Optional[Any]:
     """The session as storage holds it now (None: deleted), reading only what
     is new since ``known`` (the events a turn loaded and wrote, in order).
@@ -54,20 +61,67 @@ async def read_session(
     Its events are ``known``'s older ones followed by the stored events from
     the cutoff on; its revision (``last_update_time``, the 1.28+ marker) and
     state are storage's, so a write through it is as current as through a
-    whole read.
+    whole read. ``timestamps``: ``known``'s, when the caller has read them.
     """
     names = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-    cutoff = max(map(_TIMESTAMP, known), default=0.0) - LOOKBACK
+    if timestamps is None or len(timestamps) != len(known):
+        timestamps = list(map(_TIMESTAMP, known))
+    cutoff = max(timestamps, default=0.0) - LOOKBACK
     config = _config(cutoff) if known else None
     if config is None:
         return await service.get_session(**names)
     recent = await service.get_session(**names, config=config)
     if recent is None:
         return None
-    recent_ids = {event.id for event in recent.events}
-    older = [event for event in known if event.id not in recent_ids]
-    if max(map(_TIMESTAMP, older), default=cutoff) >= cutoff + TOLERANCE:
+    older = _older_events(known, timestamps, cutoff, recent.events)
+    if older is None:
         # An event the turn holds is gone: another conversation, or a service
         # that filtered otherwise. The whole read decides.
         return await service.get_session(**names)
     return recent.model_copy(update={"events": older + list(recent.events)})
+
+
+def _older_events(
+    known: Sequence[Any], timestamps: List[float], cutoff: float, recent: Sequence[Any]
+) -> Optional[List[Any]]:
+    """``known``'s events that ``recent`` (storage's from ``cutoff`` on) does
+    not hold, in order; None if one of them is not older than the cutoff.
+
+    An event more than ``TOLERANCE`` older than the cutoff cannot be among
+    ``recent``: only the few from there on are looked up by id, and the rest
+    are taken as they are (slices, no step per event).
+    """
+    low = cutoff - TOLERANCE
+    near = list(
+        compress(range(len(timestamps)), map(partial(le, low), timestamps))
+    )  # indexes of the events from ``low`` on: the last moments of the turn
+    recent_ids = {event.id for event in recent}
+    again = [index for index in near if known[index].id in recent_ids]
+    again_set = set(again)
+    if any(
+        timestamps[index] >= cutoff + TOLERANCE
+        for index in near
+        if index not in again_set
+    ):
+        return None
+    older: List[Any] = []
+    start = 0
+    for index in again:
+        older.extend(known[start:index])
+        start = index + 1
+    older.extend(known[start:])
+    return older
+
+
+def shared_prefix(events: Sequence[Any], known: Sequence[Any]) -> int:
+    """How many of ``events`` lead with the very objects of ``known``, in order.
+
+    A read here returns the turn's older events as those objects: what lies
+    past them is what a check has to look at. Compared in C, without reading
+    the events.
+    """
+    same = list(map(is_, events, known))
+    try:
+        return same.index(False)
+    except ValueError:
+        return len(same)

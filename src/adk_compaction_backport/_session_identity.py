@@ -10,7 +10,7 @@ first use only (most compactions never need it).
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Optional, Sequence, Tuple
+from typing import Any, Hashable, List, Optional, Sequence, Tuple
 
 from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._process_locks import lock_backend
@@ -78,7 +78,10 @@ class SessionIdentity:
             self._locks = lock_backend(self.storage)
         return self._locks
 
-    async def read(self, known: Sequence[Any]) -> Optional[Any]:
+    async def read(
+        self, known: Sequence[Any], timestamps: Optional[List[float]] = None
+    ) -> Optional[Any]:
         """The session as storage holds it now (None: deleted), reading only
-        what is new since ``known`` (``_incremental_reads``)."""
-        return await read_session(self.service, *self.names, known)
+        what is new since ``known`` (``_incremental_reads``; ``timestamps``:
+        theirs, if already read)."""
+        return await read_session(self.service, *self.names, known, timestamps)

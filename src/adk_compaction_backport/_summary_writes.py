@@ -24,13 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from operator import attrgetter
 from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
     TIMESTAMP_SLACK,
+    compactions_of,
     end_timestamp,
-    summaries_in,
 )
+from adk_compaction_backport._incremental_reads import shared_prefix
 from adk_compaction_backport._rewind_fence import fenced
 from adk_compaction_backport._rewinds import live_events
 from adk_compaction_backport._session_identity import SessionIdentity
@@ -38,6 +40,7 @@ from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._windows import OwnSummary
 
 logger = logging.getLogger("adk_compaction_backport")
+_ID = attrgetter("id")  # read in C: these checks run over the whole session
 
 ATTEMPTS = 8
 """Read-check-write rounds before a summary that keeps losing is dropped: the
@@ -74,10 +77,15 @@ class Snapshot(NamedTuple):
     loaded: Sequence[Any] = ()
     """The events the turn held, as stored: a read before a write costs only
     what was stored after them (``_incremental_reads``)."""
+    loaded_timestamps: Optional[List[float]] = None
+    """Their timestamps, when already read (``_windows.SeenWindow``)."""
 
     @classmethod
-    def of(cls, loaded: Any, given: List[Any]) -> Snapshot:
-        """``loaded``: the turn's ``Session``; ``given``: what compaction saw."""
+    def of(
+        cls, loaded: Any, given: List[Any], timestamps: Optional[List[float]] = None
+    ) -> Snapshot:
+        """``loaded``: the turn's ``Session``; ``given``: what compaction saw;
+        ``timestamps``: of ``loaded``'s events, if read already."""
         first = loaded.events[0].id if loaded.events else None
         return cls(
             loaded.app_name,
@@ -86,17 +94,17 @@ class Snapshot(NamedTuple):
             first,
             list(given),
             list(loaded.events),
+            timestamps,
         )
 
     def covered_ids(self, summary: Any) -> List[str]:
         """The events up to the summary's end, which the target must still hold."""
         end = end_timestamp(summary)
         limit = float("inf") if end is None else end + TIMESTAMP_SLACK
-        summaries = {id(e) for e in summaries_in(self.events)}
         return [
             event.id
-            for event in self.events
-            if event.timestamp <= limit and id(event) not in summaries
+            for event, compaction in zip(self.events, compactions_of(self.events))
+            if compaction is None and event.timestamp <= limit
         ]
 
 
@@ -112,7 +120,7 @@ def refusal(
     """
     if target is None:
         return "the session was deleted"
-    stored_ids = [event.id for event in target.events]
+    stored_ids = list(map(_ID, target.events))
     stored_set = set(stored_ids)
     if snapshot.first_event_id is not None and snapshot.first_event_id not in (
         stored_set
@@ -125,7 +133,7 @@ def refusal(
     if covered is None:
         covered = snapshot.covered_ids(summary)
     live = live_events(target.events)
-    live_ids = stored_ids if len(live) == len(stored_ids) else [e.id for e in live]
+    live_ids = stored_ids if len(live) == len(stored_ids) else list(map(_ID, live))
     covered_set = set(covered)
     missing = covered_set - stored_set
     if missing:
@@ -142,15 +150,15 @@ def refusal(
 def _same_events(one: Any, other: Any) -> bool:
     """Whether two ``Session``s hold the same stored events (ids are unique in
     a session's storage): the checks on one then answer for the other."""
-    return len(one.events) == len(other.events) and [e.id for e in one.events] == [
-        e.id for e in other.events
-    ]
+    return len(one.events) == len(other.events) and list(map(_ID, one.events)) == list(
+        map(_ID, other.events)
+    )
 
 
 def _in_order(wanted: List[str], stored: List[str]) -> bool:
     """Whether ``wanted`` appears in ``stored`` in the same order."""
     wanted_set = set(wanted)
-    if [event_id for event_id in stored if event_id in wanted_set] == wanted:
+    if list(filter(wanted_set.__contains__, stored)) == wanted:
         return True  # the usual answer, without a Python call per stored event
     remaining = iter(stored)
     return all(any(found == event_id for found in remaining) for event_id in wanted)
@@ -162,8 +170,9 @@ def _reaches_as_far(events: List[Any], summary: Any) -> bool:
     if end is None:
         return False
     return any(
-        (end_timestamp(event) or 0.0) >= end - TIMESTAMP_SLACK
-        for event in summaries_in(events)
+        (getattr(compaction, "end_timestamp", None) or 0.0) >= end - TIMESTAMP_SLACK
+        for compaction in compactions_of(events)
+        if compaction is not None
     )
 
 
@@ -222,11 +231,16 @@ async def store_summary(
     known = snapshot.loaded
     covered = snapshot.covered_ids(summary)  # the same for every check
     for attempt in range(ATTEMPTS):
-        stored = await identity.read(known)
+        stored = await identity.read(
+            known, snapshot.loaded_timestamps if attempt == 0 else None
+        )
         if stored is not None:
+            # The events read as the very objects known are not the summary:
+            # an earlier attempt that committed shows among the others.
+            fresh = stored.events[shared_prefix(stored.events, known) :]
+            if any(e.id == summary.id for e in fresh):
+                return True  # an earlier attempt committed, only its answer was lost
             known = stored.events  # the next attempt reads what is newer still
-        if stored is not None and any(e.id == summary.id for e in stored.events):
-            return True  # an earlier attempt committed, only its answer was lost
         reason = refusal(snapshot, summary, stored, covered)
         if reason is not None:
             _dropped(snapshot, reason)
@@ -260,10 +274,11 @@ async def store_summary(
                 return False
             refused_once = True
             logger.warning(
-                "storing the summary of session %s failed (%r); retrying once on "
-                "a fresh read",
+                "storing the summary of session %s failed (%s; the message is "
+                "left out: a database error may quote the summary and the "
+                "session's data); retrying once on a fresh read",
                 snapshot.session_id,
-                error,
+                type(error).__name__,
             )
     _dropped(snapshot, "other writers kept changing the session while it was written")
     return False

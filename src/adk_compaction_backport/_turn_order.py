@@ -42,6 +42,7 @@ from adk_compaction_backport._windows import (
     earlier_due_turn,
     may_be_due,
     seconds_since_end,
+    sliding_interval,
     turn_of,
     window_from,
 )
@@ -63,13 +64,18 @@ class _ClaimWait(NamedTuple):
     until: float
 
 
-async def _read(identity: SessionIdentity, known: Sequence[Any]) -> Any:
+async def _read(
+    identity: SessionIdentity,
+    known: Sequence[Any],
+    timestamps: Optional[List[float]] = None,
+) -> Any:
     """The session as storage holds it now, or None if it cannot be read.
 
-    Costs what was stored since the turn's events (``known``) were read.
+    Costs what was stored since the turn's events (``known``, their
+    ``timestamps`` if already read) were read.
     """
     try:
-        return await identity.read(known)
+        return await identity.read(known, timestamps)
     except Exception:  # the summary write reads again and reports what fails
         logger.debug("reading session %s before compaction failed", identity.session_id)
         return None
@@ -103,10 +109,19 @@ class in_turn_order:
         self._claim: Any = ASYNC_NULL_CONTEXT
         self._lock: Any = None
         self._graced = False
+        self.nothing_due = False
+        """True once no sliding-window summary can be due on the window
+        (``may_be_due``): upstream's compaction, a pass over the whole session
+        that would find nothing to do, is not called."""
+
+    @property
+    def seen_timestamps(self) -> Optional[List[float]]:
+        """The timestamps of the events the turn ended with, if read already."""
+        return self._seen_window.timestamps
 
     async def __aenter__(self) -> List[Any]:
         window = self._window()
-        due = may_be_due(self._app, window)
+        due = may_be_due(self._app, window, self._seen_window)
         if due:
             # Other processes see this turn's compaction pending from now on.
             self._claim = turn_claim(self._identity, turn_of(self._seen))
@@ -114,8 +129,11 @@ class in_turn_order:
         try:
             if await self._after():
                 window = self._window()  # its summary may have landed
-                due = may_be_due(self._app, window)
+                due = may_be_due(self._app, window, self._seen_window)
             if not due:
+                # A sliding window's arithmetic says upstream would find
+                # nothing to do (anything else, e.g. a stand-in app, runs).
+                self.nothing_due = sliding_interval(self._app) is not None
                 return window
             return await self._locked()
         except BaseException:
@@ -149,7 +167,9 @@ class in_turn_order:
             try:
                 stored = None
                 if shared is not None:
-                    stored = await _read(self._identity, self._seen)
+                    stored = await _read(
+                        self._identity, self._seen, self._seen_window.timestamps
+                    )
                 window = self._window(stored)
                 wait = await self._claim_wait(window, deadline) if shared else None
             except BaseException:
@@ -170,7 +190,7 @@ class in_turn_order:
         """Whether to let go of the lock for an earlier due turn's claim: to go
         (its compaction is pending in another process) or, once, to come (it
         may be about to be taken). None: compact now."""
-        earlier = earlier_due_turn(self._app, window)
+        earlier = earlier_due_turn(self._app, window, self._seen_window)
         if earlier is None or time.monotonic() >= deadline:
             return None
         if await claimed_elsewhere(self._identity, earlier):

@@ -11,15 +11,53 @@ waits, reads storage or imports google-adk.
 
 from __future__ import annotations
 
+from functools import partial
+from itertools import compress
+from operator import attrgetter, lt
 from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
     compaction_of,
+    compactions_of,
     end_timestamp,
     summaries_in,
     widened,
 )
+from adk_compaction_backport._incremental_reads import shared_prefix
 from adk_compaction_backport._rewinds import live_events, rewound_before
+
+_TIMESTAMP = attrgetter("timestamp")
+_ID = attrgetter("id")
+_INVOCATION = attrgetter("invocation_id")
+_ACTIONS = attrgetter("actions")
+_COMPACTION = attrgetter("compaction")
+_REWIND = attrgetter("rewind_before_invocation_id")
+
+
+class _Columns(NamedTuple):
+    """What the window's arithmetic reads of each event, as lists."""
+
+    timestamps: List[float]
+    invocations: List[Any]
+    compactions: List[Any]
+    rewinds: bool
+    """Whether a rewind is among the events."""
+
+
+def _columns_of(events: Sequence[Any]) -> Optional[_Columns]:
+    """The columns of ``events`` (None for stand-ins or releases without
+    rewinds). Each is read in C; on a long session a pass costs mostly its
+    memory reads, so each event's actions are fetched once for both of theirs."""
+    try:
+        actions = list(map(_ACTIONS, events))
+        return _Columns(
+            list(map(_TIMESTAMP, events)),
+            list(map(_INVOCATION, events)),
+            list(map(_COMPACTION, actions)),
+            any(map(_REWIND, actions)),
+        )
+    except AttributeError:
+        return None
 
 
 class OwnSummary(NamedTuple):
@@ -47,10 +85,16 @@ def new_invocations(events: Sequence[Any]) -> List[str]:
     last_end = next(
         (end_timestamp(e) or 0.0 for e in reversed(events) if end_timestamp(e)), 0.0
     )
-    # The timestamp first: on a long session most events are older than the
-    # newest summary, and the check costs no call.
+    # On a long session most events are older than the newest summary: the
+    # timestamps are compared in C, and only newer events cost a Python step.
+    try:
+        newer = list(
+            compress(events, map(partial(lt, last_end), map(_TIMESTAMP, events)))
+        )
+    except AttributeError:  # a stand-in without timestamps: the check below
+        newer = list(events)
     new: Dict[str, None] = {}
-    for event in events:
+    for event in newer:
         if (
             event.timestamp > last_end
             and event.invocation_id
@@ -60,28 +104,37 @@ def new_invocations(events: Sequence[Any]) -> List[str]:
     return list(new)
 
 
-def may_be_due(app: Any, events: Sequence[Any]) -> bool:
+def may_be_due(
+    app: Any, events: Sequence[Any], seen: Optional[SeenWindow] = None
+) -> bool:
     """False only when no sliding-window summary can be due on ``events``.
 
     Saves the lock and the read after most invocations: fewer new invocations
     than the interval since the last summary the turn saw (a summary another
     process stored can only leave fewer). Token-threshold compaction and
-    anything unexpected: maybe.
+    anything unexpected: maybe. ``seen``: the pass ``events`` was cut from
+    (``window_from``), whose facts spare a pass over the session.
     """
     if getattr(app, "events_compaction_config", None) is None:
         return False
     interval = sliding_interval(app)
-    return interval is None or len(new_invocations(events)) >= interval
+    return interval is None or len(_new_invocations(events, seen)) >= interval
 
 
-def earlier_due_turn(app: Any, events: Sequence[Any]) -> Optional[str]:
+def earlier_due_turn(
+    app: Any, events: Sequence[Any], seen: Optional[SeenWindow] = None
+) -> Optional[str]:
     """The first turn before the last one in ``events`` whose compaction is
     due and not landed: the turn one process would have compacted first."""
     interval = sliding_interval(app)
-    new = new_invocations(events)
+    new = _new_invocations(events, seen)
     if interval is None or interval < 1 or len(new) <= interval:
         return None
     return new[interval - 1]
+
+
+def _new_invocations(events: Sequence[Any], seen: Optional[SeenWindow]) -> List[str]:
+    return new_invocations(events) if seen is None else seen.new_invocations(events)
 
 
 def seconds_since_end(events: Sequence[Any], turn: str, now: float) -> float:
@@ -102,35 +155,118 @@ class SeenWindow:
 
     Those events do not change while the compaction waits, so their pass (the
     session's whole length) is made once, and each cut of the window
-    (``window_from``) costs only what landed since.
+    (``window_from``) costs only what landed since. A read of storage made
+    for the cut (``_incremental_reads``) returns the turn's older events as
+    the very objects seen: what is new is found after the shared prefix.
     """
 
-    __slots__ = ("_ids", "events", "first_id", "newest_end", "rewinds", "seen")
+    __slots__ = (
+        "_columns",
+        "_ids",
+        "events",
+        "first_id",
+        "newest_end",
+        "rewinds",
+        "seen",
+        "timestamps",
+    )
 
     def __init__(self, seen: Sequence[Any]) -> None:
         self.seen = seen
-        live = live_events(list(seen))
-        summaries = summaries_in(live)
-        marked = {id(e) for e in summaries}
-        self.events: List[Any] = (
-            [widened(e) if id(e) in marked else e for e in live] if marked else live
+        columns = _columns_of(seen)
+        if columns is not None and not columns.rewinds:
+            live = list(seen)
+            compactions = columns.compactions
+        else:  # a rewind among them, or stand-ins: the events' own passes
+            live = live_events(list(seen))
+            compactions = compactions_of(live)
+            columns = None
+        self._columns = columns
+        """Timestamp, invocation and compaction of each event seen, when no
+        rewind is among them (all are live): the window's arithmetic reads
+        these."""
+        self.timestamps: Optional[List[float]] = (
+            None if columns is None else columns.timestamps
         )
+        """The timestamp of every event seen, when known (no rewind)."""
+        self.events: List[Any] = [
+            event if compaction is None else widened(event)
+            for event, compaction in zip(live, compactions)
+        ]
         """The live events, compaction ranges widened (``_compaction_events``)."""
         self.first_id: Optional[str] = seen[0].id if seen else None
         """The first event seen: its incarnation of the session."""
-        self.newest_end = max((end_timestamp(e) or 0.0 for e in summaries), default=0.0)
+        self.newest_end = max(
+            (
+                getattr(compaction, "end_timestamp", None) or 0.0
+                for compaction in compactions
+                if compaction is not None
+            ),
+            default=0.0,
+        )
         """The newest end of a live summary seen (0.0: none)."""
         self.rewinds = len(live) != len(seen)
         """Whether a rewind is among the events seen."""
         self._ids: Optional[FrozenSet[str]] = None
+
+    def new_invocations(self, window: Sequence[Any]) -> List[str]:
+        """``new_invocations(window)`` for a window cut from this pass
+        (``events`` and at most one landed summary after them), read from the
+        columns: the session's events are not read again."""
+        extra = window[len(self.events) :]
+        if (
+            self._columns is None
+            or len(extra) > 1
+            or any(compaction_of(e) is None for e in extra)
+        ):
+            return new_invocations(window)
+        timestamps, invocations, compactions, _ = self._columns
+        last_end = next((end_timestamp(e) for e in extra if end_timestamp(e)), None)
+        if last_end is None:
+            last_end = next(
+                (
+                    end_timestamp(self.events[index])
+                    for index in range(len(compactions) - 1, -1, -1)
+                    if compactions[index] is not None
+                    and end_timestamp(self.events[index])
+                ),
+                0.0,
+            )
+        newer = compress(range(len(timestamps)), map(partial(lt, last_end), timestamps))
+        new: Dict[str, None] = {}
+        for index in newer:
+            if invocations[index] and compactions[index] is None:
+                new[invocations[index]] = None
+        return list(new)
 
     @property
     def ids(self) -> FrozenSet[str]:
         """Every event seen, rewound or not (made when a cut needs it: a turn
         with nothing landed to look at does not)."""
         if self._ids is None:
-            self._ids = frozenset(e.id for e in self.seen)
+            self._ids = frozenset(map(_ID, self.seen))
         return self._ids
+
+    def holds(self, event_id: Optional[str]) -> bool:
+        """Whether an event with this id was seen (the first one costs no set)."""
+        return event_id is not None and (
+            event_id == self.first_id or event_id in self.ids
+        )
+
+    def new_in(self, stored: Sequence[Any]) -> Optional[List[Any]]:
+        """The events of ``stored`` not seen, in order; None when ``stored``
+        lacks the first event seen (another incarnation of the session).
+
+        ``stored`` holds each id once. Its prefix made of the very objects
+        seen (an incremental read's) is skipped without reading them.
+        """
+        prefix = shared_prefix(stored, self.seen)
+        if prefix == 0 and not any(e.id == self.first_id for e in stored):
+            return None
+        if prefix == len(self.seen):
+            return list(stored[prefix:])
+        rest = set(map(_ID, self.seen[prefix:])) if prefix else self.ids
+        return [e for e in stored[prefix:] if e.id not in rest]
 
 
 def landed_summaries(
@@ -141,12 +277,13 @@ def landed_summaries(
     """Summaries stored since the turn read ``seen``, of the turn's incarnation:
     ``own`` (this process's last) and any in ``stored`` (storage read since)."""
     found: List[Any] = []
-    if own is not None and own.first_event_id in seen.ids:
+    if own is not None and seen.holds(own.first_event_id):
         found.append(own.event)
-    first = seen.first_id
-    if stored is None or first is None or not any(e.id == first for e in stored):
+    if stored is None or seen.first_id is None:
         return found
-    new = [e for e in stored if e.id not in seen.ids]
+    new = seen.new_in(stored)
+    if new is None:
+        return found
     if seen.rewinds or any(rewound_before(e) for e in new):
         # A rewind may have removed a summary: apply them all.
         found.extend(summaries_in(live_events(list(stored))))
@@ -167,8 +304,8 @@ def window_from(
     landed = [
         summary
         for summary in landed_summaries(seen, own, stored)
-        if summary.id not in seen.ids
-        and (end_timestamp(summary) or 0.0) > seen.newest_end
+        if (end_timestamp(summary) or 0.0) > seen.newest_end
+        and not seen.holds(summary.id)
     ]
     if landed:
         events.append(widened(max(landed, key=lambda e: end_timestamp(e) or 0.0)))
