@@ -119,3 +119,57 @@ def test_later_rewinds_are_applied_first():
         said("i4", "four", 4.0),
     ]
     assert [e.invocation_id for e in live_events(events)] == ["i4"]
+
+
+def test_the_checks_past_the_shared_events_say_what_the_whole_check_says() -> None:
+    """A read here returns the turn's older events as the very objects the turn
+    holds, and the checks then read only what lies past them (issue #22). On
+    random sessions and reads (events lost, reordered, rewound, other
+    summaries, another conversation) they refuse exactly when, and why, the
+    check of every event does."""
+    import random
+
+    from adk_compaction_backport._windows import SeenWindow, window_from
+
+    rng = random.Random(5)
+    reasons = set()
+    for _ in range(400):
+        at, loaded = 0.0, []
+        for index in range(rng.randint(1, 12)):
+            at += rng.choice([1.0, 0.5])
+            if rng.random() < 0.25 and loaded:
+                start = rng.uniform(0, at)
+                loaded.append(summary(start, rng.uniform(start, at), at))
+            else:
+                loaded.append(said(f"i{index}", "x", at))
+        seen = SeenWindow(loaded)
+        if seen.columns is None:
+            pytest.skip("no rewinds before google-adk 1.17: nothing to compare")
+        window = window_from(seen)
+        fast = Snapshot.of(session(loaded), window, seen.columns)
+        whole = Snapshot.of(session(loaded), window)
+        end = rng.uniform(0, at)
+        made = summary(rng.uniform(0, end), end, at + 1)
+        shared = rng.randint(0, len(loaded))
+        rest = [e.model_copy() for e in loaded[shared:]]
+        for _ in range(rng.randint(0, 3)):
+            change = rng.random()
+            if change < 0.25 and rest:
+                rest.pop(rng.randrange(len(rest)))
+            elif change < 0.5 and len(rest) > 1:
+                i, j = rng.sample(range(len(rest)), 2)
+                rest[i], rest[j] = rest[j], rest[i]
+            elif change < 0.7:
+                rest.append(said("later", "y", at + 2))
+            elif change < 0.85:
+                start = rng.uniform(0, at)
+                rest.append(summary(start, rng.uniform(start, at + 1), at + 2))
+            elif loaded:
+                rest.append(rewind(rng.choice(loaded).invocation_id, at + 3))
+        target = session([*loaded[:shared], *rest])
+        if rng.random() < 0.05:
+            target = session([said("other", "z", 0.5), *rest])
+        got = refusal(fast, made, target)
+        assert got == refusal(whole, made, target)
+        reasons.add(got)
+    assert len(reasons) >= 4  # stored, and refused for several reasons

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, List, Optional
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._summary_writes import Snapshot, SummaryWriter
+from adk_compaction_backport._windows import Columns
 
 logger = logging.getLogger("adk_compaction_backport")
 
@@ -43,13 +44,13 @@ async def run_compaction(
     writes: SessionWrites,
     is_stale: Callable[[BaseException], bool],
     time_limit: float,
-    timestamps: Optional[List[float]] = None,
+    columns: Optional[Columns] = None,
 ) -> None:
     """Run ``compact`` for the turn that ended with ``session`` on ``given``
-    (``_windows.window_events``); ``timestamps``: of ``session``'s events,
-    if read already."""
+    (``_windows.window_events``); ``columns``: of ``session``'s events, which
+    ``given`` was cut from (``_windows.SeenWindow``)."""
     view = session.model_copy(update={"events": given})
-    snapshot = Snapshot.of(session, given, timestamps)
+    snapshot = Snapshot.of(session, given, columns)
     writer = SummaryWriter(identity, writes, snapshot, is_stale)
     try:
         await asyncio.wait_for(compact(app, view, writer), time_limit)

@@ -276,7 +276,7 @@ class Coordinator:
                     slot.writes,
                     self._is_stale,
                     self.time_limit,
-                    order.seen_timestamps,
+                    order.seen_columns,
                 )
         finally:
             running(False)

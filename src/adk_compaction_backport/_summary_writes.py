@@ -29,15 +29,16 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
     TIMESTAMP_SLACK,
+    compaction_of,
     compactions_of,
     end_timestamp,
 )
 from adk_compaction_backport._incremental_reads import shared_prefix
 from adk_compaction_backport._rewind_fence import fenced
-from adk_compaction_backport._rewinds import live_events
+from adk_compaction_backport._rewinds import live_events, rewound_before
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
-from adk_compaction_backport._windows import OwnSummary
+from adk_compaction_backport._windows import Columns, OwnSummary
 
 logger = logging.getLogger("adk_compaction_backport")
 _ID = attrgetter("id")  # read in C: these checks run over the whole session
@@ -77,15 +78,34 @@ class Snapshot(NamedTuple):
     loaded: Sequence[Any] = ()
     """The events the turn held, as stored: a read before a write costs only
     what was stored after them (``_incremental_reads``)."""
-    loaded_timestamps: Optional[List[float]] = None
-    """Their timestamps, when already read (``_windows.SeenWindow``)."""
+    columns: Optional[Columns] = None
+    """The columns of ``loaded`` (``_windows.SeenWindow``, no rewind among
+    them), ``events`` cut from them: the checks read these, and of a read
+    only what lies past the events it shares with ``loaded``."""
+
+    @property
+    def loaded_timestamps(self) -> Optional[List[float]]:
+        return None if self.columns is None else self.columns.timestamps
+
+    @property
+    def cut_from_columns(self) -> bool:
+        """Whether ``events`` are ``loaded``'s (ranges widened) and at most one
+        summary after them, as ``_windows.window_from`` cuts a window: then
+        the columns answer for them."""
+        extra = self.events[len(self.loaded) :]
+        return (
+            self.columns is not None
+            and len(self.columns.ids) == len(self.loaded)
+            and len(self.loaded) <= len(self.events) <= len(self.loaded) + 1
+            and all(compaction_of(event) is not None for event in extra)
+        )
 
     @classmethod
     def of(
-        cls, loaded: Any, given: List[Any], timestamps: Optional[List[float]] = None
+        cls, loaded: Any, given: List[Any], columns: Optional[Columns] = None
     ) -> Snapshot:
         """``loaded``: the turn's ``Session``; ``given``: what compaction saw;
-        ``timestamps``: of ``loaded``'s events, if read already."""
+        ``columns``: of ``loaded``'s events, which ``given`` was cut from."""
         first = loaded.events[0].id if loaded.events else None
         return cls(
             loaded.app_name,
@@ -94,18 +114,41 @@ class Snapshot(NamedTuple):
             first,
             list(given),
             list(loaded.events),
-            timestamps,
+            columns,
         )
 
     def covered_ids(self, summary: Any) -> List[str]:
         """The events up to the summary's end, which the target must still hold."""
-        end = end_timestamp(summary)
-        limit = float("inf") if end is None else end + TIMESTAMP_SLACK
+        indexes = self.covered_indexes(summary)
+        if indexes is not None and self.columns is not None:
+            ids = self.columns.ids
+            return [ids[index] for index in indexes]
+        limit = _limit_of(summary)
         return [
             event.id
             for event, compaction in zip(self.events, compactions_of(self.events))
             if compaction is None and event.timestamp <= limit
         ]
+
+    def covered_indexes(self, summary: Any) -> Optional[List[int]]:
+        """``covered_ids`` as places in ``loaded``, read from the columns;
+        None without them."""
+        columns = self.columns
+        if columns is None or not self.cut_from_columns:
+            return None
+        limit = _limit_of(summary)
+        return [
+            index
+            for index, (compaction, at) in enumerate(
+                zip(columns.compactions, columns.timestamps)
+            )
+            if compaction is None and at <= limit
+        ]
+
+
+def _limit_of(summary: Any) -> float:
+    end = end_timestamp(summary)
+    return float("inf") if end is None else end + TIMESTAMP_SLACK
 
 
 def refusal(
@@ -120,6 +163,9 @@ def refusal(
     """
     if target is None:
         return "the session was deleted"
+    shared = _shared_with_loaded(snapshot, target.events)
+    if shared:
+        return _refusal_past(snapshot, summary, target.events, shared)
     stored_ids = list(map(_ID, target.events))
     stored_set = set(stored_ids)
     if snapshot.first_event_id is not None and snapshot.first_event_id not in (
@@ -147,12 +193,65 @@ def refusal(
     return None
 
 
-def _same_events(one: Any, other: Any) -> bool:
+def _shared_with_loaded(snapshot: Snapshot, events: Sequence[Any]) -> int:
+    """How many of ``events`` lead with the very objects of ``snapshot.loaded``
+    (a read here returns them so), when the snapshot has their columns and no
+    rewind is among the rest; 0 otherwise."""
+    if not snapshot.cut_from_columns:
+        return 0
+    shared = shared_prefix(events, snapshot.loaded)
+    if shared and any(rewound_before(event) for event in events[shared:]):
+        return 0  # a rewind may remove shared events: the whole check
+    return shared
+
+
+def _refusal_past(
+    snapshot: Snapshot, summary: Any, events: Sequence[Any], shared: int
+) -> Optional[str]:
+    """``refusal`` where ``events`` lead with ``shared`` of the snapshot's own
+    (so its first event, its order, no rewind): what the summary covers from
+    there on must follow, in order, and no stored summary reach as far. Reads
+    the columns and the events past them, not the session again."""
+    columns, indexes = snapshot.columns, snapshot.covered_indexes(summary)
+    assert columns is not None and indexes is not None  # cut_from_columns
+    wanted = [columns.ids[index] for index in indexes if index >= shared]
+    rest = events[shared:]
+    rest_ids = list(map(_ID, rest))
+    missing = set(wanted) - set(rest_ids)
+    if missing:
+        return f"{len(missing)} event(s) it summarizes were removed from storage"
+    if not _in_order(wanted, rest_ids):
+        return "the events it summarizes are no longer stored in that order"
+    end = end_timestamp(summary)
+    if end is not None and (
+        any(
+            (getattr(compaction, "end_timestamp", None) or 0.0) >= end - TIMESTAMP_SLACK
+            for compaction in columns.compactions[:shared]
+            if compaction is not None
+        )
+        or _reaches_as_far(list(rest), summary)
+    ):
+        return "the session already stores a summary reaching as far"
+    return None
+
+
+def _ids_of(snapshot: Snapshot, events: Sequence[Any]) -> List[str]:
+    """The ids of ``events``, from the columns for those shared with ``loaded``."""
+    columns = snapshot.columns
+    shared = 0 if columns is None else shared_prefix(events, snapshot.loaded)
+    if columns is None or not shared:
+        return list(map(_ID, events))
+    return columns.ids[:shared] + list(map(_ID, events[shared:]))
+
+
+def _same_events(one: Any, other: Any, snapshot: Optional[Snapshot] = None) -> bool:
     """Whether two ``Session``s hold the same stored events (ids are unique in
     a session's storage): the checks on one then answer for the other."""
-    return len(one.events) == len(other.events) and list(map(_ID, one.events)) == list(
-        map(_ID, other.events)
-    )
+    if len(one.events) != len(other.events):
+        return False
+    if snapshot is None:
+        return list(map(_ID, one.events)) == list(map(_ID, other.events))
+    return _ids_of(snapshot, one.events) == _ids_of(snapshot, other.events)
 
 
 def _in_order(wanted: List[str], stored: List[str]) -> bool:
@@ -248,7 +347,7 @@ async def store_summary(
         through = stored
         newest = writes.current_here() if attempt == 0 else None
         if newest is not None and (
-            _same_events(newest, stored)
+            _same_events(newest, stored, snapshot)
             or not refusal(snapshot, summary, newest, covered)
         ):
             through = newest  # its turn's next write then stays level with storage

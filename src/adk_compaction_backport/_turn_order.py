@@ -38,6 +38,7 @@ from adk_compaction_backport._process_locks import (
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._windows import (
+    Columns,
     SeenWindow,
     earlier_due_turn,
     may_be_due,
@@ -115,9 +116,9 @@ class in_turn_order:
         that would find nothing to do, is not called."""
 
     @property
-    def seen_timestamps(self) -> Optional[List[float]]:
-        """The timestamps of the events the turn ended with, if read already."""
-        return self._seen_window.timestamps
+    def seen_columns(self) -> Optional[Columns]:
+        """The columns of the events the turn ended with (``SeenWindow``)."""
+        return self._seen_window.columns
 
     async def __aenter__(self) -> List[Any]:
         window = self._window()

@@ -34,26 +34,29 @@ _COMPACTION = attrgetter("compaction")
 _REWIND = attrgetter("rewind_before_invocation_id")
 
 
-class _Columns(NamedTuple):
-    """What the window's arithmetic reads of each event, as lists."""
+class Columns(NamedTuple):
+    """What the window's arithmetic and a summary's checks read of each event
+    a turn saw, as lists: read once, so the session is not passed over again."""
 
     timestamps: List[float]
     invocations: List[Any]
     compactions: List[Any]
+    ids: List[str]
     rewinds: bool
     """Whether a rewind is among the events."""
 
 
-def _columns_of(events: Sequence[Any]) -> Optional[_Columns]:
+def _columns_of(events: Sequence[Any]) -> Optional[Columns]:
     """The columns of ``events`` (None for stand-ins or releases without
     rewinds). Each is read in C; on a long session a pass costs mostly its
     memory reads, so each event's actions are fetched once for both of theirs."""
     try:
         actions = list(map(_ACTIONS, events))
-        return _Columns(
+        return Columns(
             list(map(_TIMESTAMP, events)),
             list(map(_INVOCATION, events)),
             list(map(_COMPACTION, actions)),
+            list(map(_ID, events)),
             any(map(_REWIND, actions)),
         )
     except AttributeError:
@@ -220,7 +223,9 @@ class SeenWindow:
             or any(compaction_of(e) is None for e in extra)
         ):
             return new_invocations(window)
-        timestamps, invocations, compactions, _ = self._columns
+        columns = self._columns
+        timestamps, invocations = columns.timestamps, columns.invocations
+        compactions = columns.compactions
         last_end = next((end_timestamp(e) for e in extra if end_timestamp(e)), None)
         if last_end is None:
             last_end = next(
@@ -240,11 +245,19 @@ class SeenWindow:
         return list(new)
 
     @property
+    def columns(self) -> Optional[Columns]:
+        """The columns of the events seen, when no rewind is among them."""
+        return self._columns
+
+    @property
     def ids(self) -> FrozenSet[str]:
         """Every event seen, rewound or not (made when a cut needs it: a turn
         with nothing landed to look at does not)."""
         if self._ids is None:
-            self._ids = frozenset(map(_ID, self.seen))
+            columns = self._columns
+            self._ids = frozenset(
+                map(_ID, self.seen) if columns is None else columns.ids
+            )
         return self._ids
 
     def holds(self, event_id: Optional[str]) -> bool:
