@@ -219,6 +219,7 @@ class SeenWindow:
         extra = window[len(self.events) :]
         if (
             self._columns is None
+            or len(window) < len(self.events)
             or len(extra) > 1
             or any(compaction_of(e) is None for e in extra)
         ):
