@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from itertools import chain
 from operator import attrgetter
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
     TIMESTAMP_SLACK,
@@ -188,7 +189,7 @@ def refusal(
         return "event(s) it summarizes were rewound"
     if not _in_order(covered, live_ids):
         return "the events it summarizes are no longer stored in that order"
-    if _reaches_as_far(live, summary):
+    if _reaches_as_far(compactions_of(live), summary):
         return "the session already stores a summary reaching as far"
     return None
 
@@ -222,15 +223,8 @@ def _refusal_past(
         return f"{len(missing)} event(s) it summarizes were removed from storage"
     if not _in_order(wanted, rest_ids):
         return "the events it summarizes are no longer stored in that order"
-    end = end_timestamp(summary)
-    if end is not None and (
-        any(
-            (getattr(compaction, "end_timestamp", None) or 0.0) >= end - TIMESTAMP_SLACK
-            for compaction in columns.compactions[:shared]
-            if compaction is not None
-        )
-        or _reaches_as_far(list(rest), summary)
-    ):
+    stored_compactions = chain(columns.compactions[:shared], compactions_of(rest))
+    if _reaches_as_far(stored_compactions, summary):
         return "the session already stores a summary reaching as far"
     return None
 
@@ -263,14 +257,17 @@ def _in_order(wanted: List[str], stored: List[str]) -> bool:
     return all(any(found == event_id for found in remaining) for event_id in wanted)
 
 
-def _reaches_as_far(events: List[Any], summary: Any) -> bool:
-    """Another writer (another process) already stored this summary's range."""
+def _reaches_as_far(compactions: Iterable[Any], summary: Any) -> bool:
+    """Another writer (another process) already stored this summary's range.
+
+    ``compactions``: those of the stored events (None for the others).
+    """
     end = end_timestamp(summary)
     if end is None:
         return False
     return any(
         (getattr(compaction, "end_timestamp", None) or 0.0) >= end - TIMESTAMP_SLACK
-        for compaction in compactions_of(events)
+        for compaction in compactions
         if compaction is not None
     )
 
