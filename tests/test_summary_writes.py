@@ -16,7 +16,12 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from adk_compaction_backport._rewinds import live_events
-from adk_compaction_backport._summary_writes import Snapshot, refusal
+from adk_compaction_backport._summary_writes import (
+    Covered,
+    Snapshot,
+    _same_events,
+    refusal,
+)
 
 
 def said(invocation: str, text: str, at: float, author: str = "user") -> Event:
@@ -171,5 +176,10 @@ def test_the_checks_past_the_shared_events_say_what_the_whole_check_says() -> No
             target = session([said("other", "z", 0.5), *rest])
         got = refusal(fast, made, target)
         assert got == refusal(whole, made, target)
+        assert got == refusal(fast, made, target, Covered.of(fast, made))
+        kept = rng.randint(0, len(target.events))  # the same ids, other objects
+        copies = [e.model_copy() for e in target.events[kept:]]
+        other = rng.choice([session(loaded), session([*target.events[:kept], *copies])])
+        assert _same_events(target, other, fast) == _same_events(target, other)
         reasons.add(got)
     assert len(reasons) >= 4  # stored, and refused for several reasons

@@ -118,9 +118,15 @@ class Snapshot(NamedTuple):
             columns,
         )
 
-    def covered_ids(self, summary: Any) -> List[str]:
-        """The events up to the summary's end, which the target must still hold."""
-        indexes = self.covered_indexes(summary)
+    def covered_ids(
+        self, summary: Any, indexes: Optional[List[int]] = None
+    ) -> List[str]:
+        """The events up to the summary's end, which the target must still hold.
+
+        ``indexes``: ``covered_indexes(summary)``, when the caller has them.
+        """
+        if indexes is None:
+            indexes = self.covered_indexes(summary)
         if indexes is not None and self.columns is not None:
             ids = self.columns.ids
             return [ids[index] for index in indexes]
@@ -152,21 +158,36 @@ def _limit_of(summary: Any) -> float:
     return float("inf") if end is None else end + TIMESTAMP_SLACK
 
 
+class Covered(NamedTuple):
+    """What a summary covers, worked out once for every check of one write."""
+
+    ids: List[str]
+    """``Snapshot.covered_ids``."""
+    indexes: Optional[List[int]]
+    """``Snapshot.covered_indexes`` (None without columns)."""
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, summary: Any) -> Covered:
+        indexes = snapshot.covered_indexes(summary)
+        return cls(snapshot.covered_ids(summary, indexes), indexes)
+
+
 def refusal(
     snapshot: Snapshot,
     summary: Any,
     target: Any,
-    covered: Optional[List[str]] = None,
+    covered: Optional[Covered] = None,
 ) -> Optional[str]:
     """Why ``summary`` may not be stored in ``target`` (a ``Session``), or None.
 
-    ``covered``: ``snapshot.covered_ids(summary)``, when the caller has it.
+    ``covered``: ``Covered.of(snapshot, summary)``, when the caller has it.
     """
     if target is None:
         return "the session was deleted"
     shared = _shared_with_loaded(snapshot, target.events)
     if shared:
-        return _refusal_past(snapshot, summary, target.events, shared)
+        indexes = None if covered is None else covered.indexes
+        return _refusal_past(snapshot, summary, target.events, shared, indexes)
     stored_ids = list(map(_ID, target.events))
     stored_set = set(stored_ids)
     if snapshot.first_event_id is not None and snapshot.first_event_id not in (
@@ -177,17 +198,16 @@ def refusal(
             "from (deleted and created again with the same id, or its events "
             "were removed)"
         )
-    if covered is None:
-        covered = snapshot.covered_ids(summary)
+    covered_ids = snapshot.covered_ids(summary) if covered is None else covered.ids
     live = live_events(target.events)
     live_ids = stored_ids if len(live) == len(stored_ids) else list(map(_ID, live))
-    covered_set = set(covered)
+    covered_set = set(covered_ids)
     missing = covered_set - stored_set
     if missing:
         return f"{len(missing)} event(s) it summarizes were removed from storage"
     if live_ids is not stored_ids and not covered_set <= set(live_ids):
         return "event(s) it summarizes were rewound"
-    if not _in_order(covered, live_ids):
+    if not _in_order(covered_ids, live_ids):
         return "the events it summarizes are no longer stored in that order"
     if _reaches_as_far(compactions_of(live), summary):
         return "the session already stores a summary reaching as far"
@@ -207,13 +227,20 @@ def _shared_with_loaded(snapshot: Snapshot, events: Sequence[Any]) -> int:
 
 
 def _refusal_past(
-    snapshot: Snapshot, summary: Any, events: Sequence[Any], shared: int
+    snapshot: Snapshot,
+    summary: Any,
+    events: Sequence[Any],
+    shared: int,
+    indexes: Optional[List[int]] = None,
 ) -> Optional[str]:
     """``refusal`` where ``events`` lead with ``shared`` of the snapshot's own
     (so its first event, its order, no rewind): what the summary covers from
     there on must follow, in order, and no stored summary reach as far. Reads
-    the columns and the events past them, not the session again."""
-    columns, indexes = snapshot.columns, snapshot.covered_indexes(summary)
+    the columns and the events past them, not the session again.
+    ``indexes``: ``snapshot.covered_indexes(summary)``, when the caller has them."""
+    columns = snapshot.columns
+    if indexes is None:
+        indexes = snapshot.covered_indexes(summary)
     assert columns is not None and indexes is not None  # cut_from_columns
     wanted = [columns.ids[index] for index in indexes if index >= shared]
     rest = events[shared:]
@@ -245,6 +272,10 @@ def _same_events(one: Any, other: Any, snapshot: Optional[Snapshot] = None) -> b
         return False
     if snapshot is None:
         return list(map(_ID, one.events)) == list(map(_ID, other.events))
+    same = shared_prefix(one.events, other.events)
+    if same:  # the very same objects lead both: compare the ids past them
+        rest = slice(same, None)
+        return list(map(_ID, one.events[rest])) == list(map(_ID, other.events[rest]))
     return _ids_of(snapshot, one.events) == _ids_of(snapshot, other.events)
 
 
@@ -325,7 +356,7 @@ async def store_summary(
     """
     refused_once = False
     known = snapshot.loaded
-    covered = snapshot.covered_ids(summary)  # the same for every check
+    covered = Covered.of(snapshot, summary)  # the same for every check
     for attempt in range(ATTEMPTS):
         stored = await identity.read(
             known, snapshot.loaded_timestamps if attempt == 0 else None
