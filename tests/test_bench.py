@@ -252,3 +252,52 @@ def test_p95_of_every_turn_counts_a_failed_turn_as_never_answered() -> None:
     assert p_of_every_turn(run(4), 95) == pytest.approx(95.05)  # the slowest 4 failed
     assert p_of_every_turn(run(5), 95) == math.inf  # its rank lands on a failure
     assert p_of_every_turn({"turn_ms": [], "failed_turns": 3}, 95) == math.inf
+
+
+def test_instruction_count_tables_mark_misses_and_growth() -> None:
+    """``bench.instruction_counts``' table and flatness from made-up rows."""
+    from bench import instruction_counts
+
+    def side(per_turn: float) -> dict:
+        counted = dict.fromkeys(instruction_counts.COUNTED, 0)
+        return {**counted, "per_turn": per_turn, "summarizer_calls": 1}
+
+    def row(kind: str, events: int, released: float, package: float) -> dict:
+        return {
+            "release": "2.13.0",
+            "kind": kind,
+            "events": events,
+            "first": 2,
+            "turns": 2,
+            "released": side(released),
+            "package": side(package),
+            "extra_per_turn": package - released,
+            "extra_ratio": (package - released) / released,
+        }
+
+    rows = [
+        row("sqlite", 100, 90e6, 100e6),  # +10 M
+        row("sqlite", 4000, 2500e6, 2515e6),  # +15 M: within 2x, 0.6%
+        row("sqlite_service", 100, 70e6, 75e6),  # +5 M
+        row("sqlite_service", 4000, 2000e6, 2150e6),  # +150 M: grows, 7.5%
+        row("postgresql", 100, 90e6, 89e6),  # -1 M
+        row("postgresql", 4000, 2500e6, 2490e6),  # less than released: flat
+    ]
+    flat = {item["kind"]: item["flat"] for item in instruction_counts.flatness(rows)}
+    assert flat == {"sqlite": True, "sqlite_service": False, "postgresql": True}
+    results = {
+        "command": "python -m bench.instruction_counts",
+        "machine": "2 cores",
+        "when": "today",
+        "seconds": 1.0,
+        "first": 2,
+        "turns": 2,
+        "rows": rows,
+        "flatness": instruction_counts.flatness(rows),
+    }
+    text = instruction_counts.markdown(results)
+    assert "| 2.13.0 | SqliteSessionService | 4000 | 2,000.0 | 2,150.0 |" in text
+    assert "+150.0 M (+7.5%) | **MISS** |" in text
+    assert "+15.0 M (+0.6%) | pass |" in text
+    assert "SqliteSessionService: 5.0 M at 100 events, 150.0 M at 4000" in text
+    assert "**grows**" in text
