@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -225,16 +226,22 @@ def _database(kind: str, postgres_url: str) -> Iterator[str]:
         yield url
 
 
+_COPYING = threading.Lock()
+"""PostgreSQL copies a template only while nobody else is connected to it:
+one copy at a time, made from the server's own database."""
+
+
 @contextlib.contextmanager
-def _copy(kind: str, url: str) -> Iterator[str]:
+def _copy(kind: str, url: str, postgres_url: str) -> Iterator[str]:
     """A copy of the prefilled database, removed afterwards."""
     from devtools.databases import driverless, drop_database, execute, with_database
 
     if kind == "postgresql":
-        server = driverless(url)
+        server = driverless(postgres_url)
         template = url.rsplit("/", 1)[1]
         name = f"adk_bench_{uuid.uuid4().hex[:12]}"
-        execute(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        with _COPYING:
+            execute(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         copy = with_database(server, name)
         try:
             yield copy
@@ -248,9 +255,15 @@ def _copy(kind: str, url: str) -> Iterator[str]:
 
 
 def _counted(
-    python: str, kind: str, url: str, session_id: str, side: str, turns: int
+    python: str,
+    kind: str,
+    url: str,
+    postgres_url: str,
+    session_id: str,
+    side: str,
+    turns: int,
 ) -> Dict[str, Any]:
-    with _copy(kind, url) as copy:
+    with _copy(kind, url, postgres_url) as copy:
         return _run(python, ["--turns", kind, copy, session_id, str(turns)], side, True)
 
 
@@ -285,7 +298,9 @@ def measure_row(
         keys = [(side, n) for side in SIDES for n in (first, first + turns)]
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = {
-                key: pool.submit(_counted, python, kind, url, session_id, *key)
+                key: pool.submit(
+                    _counted, python, kind, url, postgres_url, session_id, *key
+                )
                 for key in keys
             }
             runs = {key: future.result() for key, future in futures.items()}
@@ -451,7 +466,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not on PATH (Debian: apt install valgrind)")
     started = time.time()
-    rows = []
+    rows: List[Dict[str, Any]] = []
+    out = Path(args.out)
+
+    def save() -> None:  # after every row: a failure later keeps what was counted
+        results = {
+            "command": "python -m bench.instruction_counts " + " ".join(argv),
+            "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+            " (runner)",
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+            "seconds": time.time() - started,
+            "first": args.first,
+            "turns": args.turns,
+            "rows": rows,
+            "flatness": flatness(rows),
+        }
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown(results))
+
     for release in args.releases:
         for kind in args.kinds:
             if kind == "sqlite_service" and release.startswith("1.18"):
@@ -474,20 +506,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     flush=True,
                 )
                 rows.append(row)
-    results = {
-        "command": "python -m bench.instruction_counts " + " ".join(argv),
-        "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]} (runner)",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "seconds": time.time() - started,
-        "first": args.first,
-        "turns": args.turns,
-        "rows": rows,
-        "flatness": flatness(rows),
-    }
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+                save()
+    print(out.with_suffix(".md").read_text())
     return 0
 
 
