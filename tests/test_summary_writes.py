@@ -176,7 +176,7 @@ def test_the_checks_past_the_shared_events_say_what_the_whole_check_says() -> No
             target = session([said("other", "z", 0.5), *rest])
         got = refusal(fast, made, target)
         assert got == refusal(whole, made, target)
-        assert got == refusal(fast, made, target, Covered.of(fast, made))
+        assert got == refusal(fast, made, target, Covered(fast, made))
         kept = rng.randint(0, len(target.events))  # the same ids, other objects
         copies = [e.model_copy() for e in target.events[kept:]]
         other = rng.choice([session(loaded), session([*target.events[:kept], *copies])])

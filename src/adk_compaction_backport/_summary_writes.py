@@ -158,18 +158,28 @@ def _limit_of(summary: Any) -> float:
     return float("inf") if end is None else end + TIMESTAMP_SLACK
 
 
-class Covered(NamedTuple):
-    """What a summary covers, worked out once for every check of one write."""
+class Covered:
+    """What a summary covers, worked out once for every check of one write.
 
-    ids: List[str]
-    """``Snapshot.covered_ids``."""
-    indexes: Optional[List[int]]
-    """``Snapshot.covered_indexes`` (None without columns)."""
+    The check past the shared events reads only ``indexes``; the ids (one
+    per covered event, most of a long session) are made when a whole check
+    first needs them.
+    """
 
-    @classmethod
-    def of(cls, snapshot: Snapshot, summary: Any) -> Covered:
-        indexes = snapshot.covered_indexes(summary)
-        return cls(snapshot.covered_ids(summary, indexes), indexes)
+    __slots__ = ("_ids", "_snapshot", "_summary", "indexes")
+
+    def __init__(self, snapshot: Snapshot, summary: Any) -> None:
+        self._snapshot, self._summary = snapshot, summary
+        self.indexes: Optional[List[int]] = snapshot.covered_indexes(summary)
+        """``Snapshot.covered_indexes`` (None without columns)."""
+        self._ids: Optional[List[str]] = None
+
+    @property
+    def ids(self) -> List[str]:
+        """``Snapshot.covered_ids``."""
+        if self._ids is None:
+            self._ids = self._snapshot.covered_ids(self._summary, self.indexes)
+        return self._ids
 
 
 def refusal(
@@ -180,7 +190,7 @@ def refusal(
 ) -> Optional[str]:
     """Why ``summary`` may not be stored in ``target`` (a ``Session``), or None.
 
-    ``covered``: ``Covered.of(snapshot, summary)``, when the caller has it.
+    ``covered``: ``Covered(snapshot, summary)``, when the caller has it.
     """
     if target is None:
         return "the session was deleted"
@@ -356,7 +366,7 @@ async def store_summary(
     """
     refused_once = False
     known = snapshot.loaded
-    covered = Covered.of(snapshot, summary)  # the same for every check
+    covered = Covered(snapshot, summary)  # the same for every check
     for attempt in range(ATTEMPTS):
         stored = await identity.read(
             known, snapshot.loaded_timestamps if attempt == 0 else None
