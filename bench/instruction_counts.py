@@ -24,7 +24,13 @@ even, so the measured turns hold whole compaction cycles.
 
     python -m bench.instruction_counts [--releases 2.13.0 1.39.1]
         [--kinds sqlite postgresql sqlite_service] [--lengths 100 4000]
-        [--first 2] [--turns 2] [--out bench/results/instruction_counts]
+        [--first 2] [--turns 2] [--gc-off] [--out bench/results/instruction_counts]
+
+``--gc-off``: the children turn the garbage collector off after the warm-up
+and collect once at the end, so a full collection (about 120 M instructions
+at 4,000 events) cannot fall in one side's measured turns and not the
+other's: what the turns leave to collect is still counted, in that one
+collection.
 
 It needs ``valgrind`` on PATH, and a PostgreSQL server for ``postgresql``
 (``ADK_BACKPORT_POSTGRES_URL``, as the rest of the benchmark).
@@ -89,7 +95,9 @@ async def _prefill(kind: str, url: str, length: int) -> Dict[str, Any]:
     return {"session_id": session.id}
 
 
-async def _turns(kind: str, url: str, session_id: str, turns: int) -> Dict[str, Any]:
+async def _turns(
+    kind: str, url: str, session_id: str, turns: int, gc_off: bool = False
+) -> Dict[str, Any]:
     from google.adk.runners import Runner
 
     import adk_compaction_backport as acb
@@ -109,6 +117,9 @@ async def _turns(kind: str, url: str, session_id: str, turns: int) -> Dict[str, 
     service = session_service(kind, url)
     runner = Runner(app=app, session_service=service)
     await _warm_up(runner, service, APP, 3)
+    if gc_off:
+        gc.collect()
+        gc.disable()
     collections_before = [stats["collections"] for stats in gc.get_stats()]
     calls_before, failures = control.calls, []
     reads = CountedReads(service)
@@ -120,6 +131,8 @@ async def _turns(kind: str, url: str, session_id: str, turns: int) -> Dict[str, 
     await acb.drain(timeout=300)
     await let_background_work_finish(300)
     await _close(service)
+    if gc_off:
+        gc.collect()  # what the turns left, once, on both sides
     return {
         "failed_turns": len(failures),
         "failures": failures[:3],
@@ -147,8 +160,8 @@ async def _close(service: Any) -> None:
 
 
 def _child(argv: List[str]) -> int:
-    """``--prefill KIND URL LENGTH`` or ``--turns KIND URL SESSION TURNS``:
-    prints one JSON line."""
+    """``--prefill KIND URL LENGTH`` or ``--turns KIND URL SESSION TURNS
+    [--gc-off]``: prints one JSON line."""
     import warnings
 
     warnings.simplefilter("ignore")
@@ -158,7 +171,8 @@ def _child(argv: List[str]) -> int:
     if mode == "--prefill":
         result = asyncio.run(_prefill(kind, url, int(rest[0])))
     else:
-        result = asyncio.run(_turns(kind, url, rest[0], int(rest[1])))
+        gc_off = rest[2:] == ["--gc-off"]
+        result = asyncio.run(_turns(kind, url, rest[0], int(rest[1]), gc_off))
     print(json.dumps(result), flush=True)
     return 0
 
@@ -262,9 +276,12 @@ def _counted(
     session_id: str,
     side: str,
     turns: int,
+    gc_off: bool = False,
 ) -> Dict[str, Any]:
+    args = ["--turns", kind, "", session_id, str(turns)] + ["--gc-off"] * gc_off
     with _copy(kind, url, postgres_url) as copy:
-        return _run(python, ["--turns", kind, copy, session_id, str(turns)], side, True)
+        args[2] = copy
+        return _run(python, args, side, True)
 
 
 COUNTED = (
@@ -287,6 +304,7 @@ def measure_row(
     turns: int,
     postgres_url: str,
     workers: int,
+    gc_off: bool = False,
 ) -> Dict[str, Any]:
     """The four counted children of one row, and what they say per turn."""
     python = _python_of(release)
@@ -299,7 +317,7 @@ def measure_row(
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = {
                 key: pool.submit(
-                    _counted, python, kind, url, postgres_url, session_id, *key
+                    _counted, python, kind, url, postgres_url, session_id, *key, gc_off
                 )
                 for key in keys
             }
@@ -310,6 +328,7 @@ def measure_row(
         "events": length,
         "first": first,
         "turns": turns,
+        "gc_off": gc_off,
     }
     for side in SIDES:
         before, after = runs[(side, first)], runs[(side, first + turns)]
@@ -395,6 +414,17 @@ def markdown(results: Dict[str, Any]) -> str:
         " does other work in them. Rows where both match compare like with"
         " like.",
         "",
+        *(
+            [
+                "Garbage collector off in every child's turns (`--gc-off`), one"
+                " collection at the end of each: what the turns leave to collect"
+                " is counted once, on both sides, and no full collection falls"
+                " in one side's turns only.",
+                "",
+            ]
+            if any(row.get("gc_off") for row in results["rows"])
+            else []
+        ),
         "| google-adk | session service | events | released, M instructions per turn"
         " | + package | extra | extra <= 5% of released's | package reads per"
         " turn: calls,"
@@ -456,6 +486,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument(
+        "--gc-off",
+        action="store_true",
+        help="no garbage collection in the turns; one collection at the end",
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
             "ADK_BACKPORT_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -497,6 +532,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     args.turns,
                     args.postgres_url,
                     args.workers,
+                    args.gc_off,
                 )
                 released = _m(row["released"]["per_turn"])
                 print(

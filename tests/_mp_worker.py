@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+from traceback import format_exc
 from typing import Any, Dict, List
 
 from google.adk.runners import Runner
@@ -192,7 +193,8 @@ class Worker:
         try:
             result = await getattr(self, "op_" + command["op"])(command)
         except Exception as error:
-            self.reply(command, "result", error=repr(error))
+            # The traceback too: a turn that fails in CI has to say where.
+            self.reply(command, "result", error=repr(error), trace=format_exc())
         else:
             self.reply(command, "result", value=result)
 

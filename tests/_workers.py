@@ -64,7 +64,8 @@ class Worker:
     async def result(self, number: int) -> Any:
         message = await asyncio.wait_for(self._future(number, "result"), 120)
         if "error" in message:
-            raise RuntimeError(f"worker: {message['error']}")
+            trace = message.get("trace", "")
+            raise RuntimeError(f"worker: {message['error']}\n{trace}".rstrip())
         return message["value"]
 
     async def call(self, op: str, **args: Any) -> Any:

@@ -19,7 +19,8 @@ from adk_compaction_backport._catch_up import (
     is_plain_summary,
     put_in_storage_order,
 )
-from harness import session_service
+from adk_compaction_backport.families import _awaited
+from harness import BACKPORT_ONLY, COMPACTION_ENDS_THE_STREAM, session_service
 
 
 def said(text: str, at: Optional[float] = None, **actions: Any) -> Event:
@@ -137,3 +138,65 @@ async def test_a_turns_session_catches_up_through_a_real_service(
     assert ids(turn.events) == ids(stored.events)
     assert [event.id for event in stored.events][1] == pending.id
     assert turn.state == stored.state == {"seen": "yes"}
+
+
+async def _written_while_summaries_land(database: Any, landings: int) -> Any:
+    """A turn's write that finds a summary stored by another process before
+    each of its first ``landings`` attempts; storage's session afterwards."""
+    service, elsewhere = session_service(database), session_service(database)
+    key = {"app_name": "app", "user_id": "u", "session_id": "s"}
+    await service.create_session(**key)
+    await service.append_event(await service.get_session(**key), said("one"))
+    turn = await service.get_session(**key)
+
+    async def behind_each_time(svc: Any, session: Any, event: Any) -> Any:
+        nonlocal landings
+        if landings:
+            landings -= 1  # another process's summary, between read and write
+            stored = await elsewhere.get_session(**key)
+            await elsewhere.append_event(stored, summary())
+        return await type(svc).append_event(svc, session=session, event=event)
+
+    try:
+        await _awaited._appended_catching_up(
+            behind_each_time, service, turn, said("two")
+        )
+        stored = await service.get_session(**key)
+        assert ids(turn.events) == ids(stored.events)
+        return stored
+    finally:
+        for each in (service, elsewhere):
+            if hasattr(each, "close"):
+                await each.close()
+
+
+CATCHING_UP = pytest.mark.skipif(
+    not COMPACTION_ENDS_THE_STREAM, reason="turns' writes catch up from 1.19"
+)
+
+
+@BACKPORT_ONLY
+@CATCHING_UP
+@pytest.mark.asyncio
+async def test_a_turns_write_outlasts_five_summaries_landing_in_a_row(
+    database: Any,
+):
+    """With the cross-process lock off, two processes' summaries (and this
+    process's own, stored through a read) landed three times during one
+    write of a turn on a loaded machine: the write is stored, after them."""
+    stored = await _written_while_summaries_land(database, 5)
+    texts = [e.content.parts[0].text for e in stored.events if e.content]
+    assert texts == ["one", "two"]
+    assert len(stored.events) == 2 + 5
+
+
+@BACKPORT_ONLY
+@CATCHING_UP
+@pytest.mark.asyncio
+async def test_a_turns_write_stays_stale_once_summaries_land_past_the_limit(
+    database: Any,
+):
+    """Bounded: a write overtaken before every attempt fails as upstream's."""
+    with pytest.raises(Exception) as raised:
+        await _written_while_summaries_land(database, _awaited.CATCH_UP_ATTEMPTS)
+    assert _awaited.COORDINATOR.is_stale(raised.value)

@@ -68,6 +68,7 @@ def chained(ranges: List[Tuple[int, int]]) -> bool:
 @dataclass
 class Outcome:
     turns_failed: int = 0
+    failures: List[str] = field(default_factory=list)  # what the failed turns raised
     messages_lost: int = 0
     expected: int = 0
     stored: int = 0
@@ -123,8 +124,9 @@ async def new_session(service: Any) -> str:
 
 async def drive(
     workers: List[Worker], session_id: str, number: int, client: str, turns: int
-) -> int:
-    """Turns of one session, round-robin over ``workers``; failed turns."""
+) -> List[str]:
+    """Turns of one session, round-robin over ``workers``; what failed turns
+    raised."""
     ends = []
     for turn in range(1, turns + 1):
         worker = workers[(turn - 1 + number) % len(workers)]
@@ -139,7 +141,7 @@ async def drive(
             )
             await asyncio.wait([ends[-1]])
     done = await asyncio.gather(*ends, return_exceptions=True)
-    return sum(isinstance(result, BaseException) for result in done)
+    return [str(result) for result in done if isinstance(result, BaseException)]
 
 
 async def run_workload(workers: List[Worker], url: str, client: str) -> Outcome:
@@ -150,7 +152,8 @@ async def run_workload(workers: List[Worker], url: str, client: str) -> Outcome:
         *(drive(workers, sid, n, client, TURNS) for n, sid in enumerate(ids))
     )
     await asyncio.gather(*(w.call("drain") for w in workers))
-    outcome = Outcome(turns_failed=sum(failed))
+    failures = [failure for session in failed for failure in session]
+    outcome = Outcome(turns_failed=len(failures), failures=failures)
     expected = expected_ranges(TURNS, INTERVAL, OVERLAP)
     for n, sid in enumerate(ids):
         session = await service.get_session(

@@ -44,16 +44,20 @@ from adk_compaction_backport._windows import Columns, OwnSummary
 logger = logging.getLogger("adk_compaction_backport")
 _ID = attrgetter("id")  # read in C: these checks run over the whole session
 
-ATTEMPTS = 8
+ATTEMPTS = 16
 """Read-check-write rounds before a summary that keeps losing is dropped: the
 first through the current reference, the others through what was just read.
 Several processes' turns on one session (a load balancer without affinity)
 write between our read and our write more often than one process's do; a
-summary dropped is a summarizer call wasted."""
+summary dropped is a summarizer call wasted, and a window a later compaction
+cuts elsewhere."""
 STALE_PAUSE = 0.005
-"""Seconds before reading again after losing, doubled each time (5 ms to 0.32
-s, about 0.64 s in all): another process's turn writes a burst of events, and
-a summary that keeps reading in the middle of it keeps losing."""
+"""Seconds before reading again after losing, doubled each time up to
+``LONGEST_PAUSE`` (about 3 s in all): another process's turn writes a burst of
+events, and a summary that keeps reading in the middle of it keeps losing. On
+a loaded machine (2 cores shared by 4 workers, the database and 3 busy
+loops) a burst outlasted 8 rounds and 0.64 s."""
+LONGEST_PAUSE = 0.32
 # Set while a summary is stored: the session service's write wrapper leaves
 # those writes to ``store_summary`` (its own checks and retries).
 _STORING_A_SUMMARY: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -398,7 +402,7 @@ async def store_summary(
                 # Another writer got there first: read and check again, a
                 # little later each time (its turn may still be writing).
                 if attempt + 1 < ATTEMPTS:
-                    await asyncio.sleep(STALE_PAUSE * 2**attempt)
+                    await asyncio.sleep(min(STALE_PAUSE * 2**attempt, LONGEST_PAUSE))
                 continue
             if refused_once:
                 logger.warning(

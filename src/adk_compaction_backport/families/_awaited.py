@@ -28,7 +28,13 @@ from adk_compaction_backport._rewinds import rewound_before
 from adk_compaction_backport.families._common import rewind_fenced
 from adk_compaction_backport.families._token_threshold import compacted_at_request_time
 
-CATCH_UP_ATTEMPTS = 3
+CATCH_UP_ATTEMPTS = 8
+"""Writes of a turn before a stale one stands. Each retry follows a catch-up
+that found only newer summaries, so each is a summary stored meanwhile and the
+count is bounded by the compactions under way; with the cross-process lock off
+two processes' summaries (and this process's own, stored through a read when
+the turn's ``Session`` was behind) landed three times in one write on a loaded
+machine."""
 
 
 def _writing_through(original: Callable[..., Any], options: Any) -> CompactFn:
