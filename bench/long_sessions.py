@@ -24,6 +24,7 @@ import time
 import traceback
 import uuid
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -32,11 +33,36 @@ SQLITE_SERVICE = "sqlite_service"
 PREFILLED_SUMMARY = "prefilled-summary"
 
 
+_PROBES: Any = weakref.WeakKeyDictionary()  # storage -> its probes' answers
+
+
+def _count_probes() -> None:
+    """Wrap the package's revision probe (once per process) so that each
+    ``CountedReads`` sees its service's probes."""
+    try:
+        from adk_compaction_backport import _session_identity
+    except ImportError:  # a package without the probe
+        return
+    original = getattr(_session_identity, "unmoved", None)
+    if original is None or getattr(original, "counted", False):
+        return
+
+    async def unmoved(storage: Any, names: Any, seen: Any) -> bool:
+        answer = await original(storage, names, seen)
+        _PROBES.setdefault(storage, []).append(answer)
+        return answer
+
+    unmoved.counted = True  # type: ignore[attr-defined]
+    _session_identity.unmoved = unmoved
+
+
 class CountedReads:
     """Wraps ``service.get_session``: (events, seconds) of each call, by caller.
 
     ``package``: calls made from the package's modules; ``runner``: the rest
-    (google-adk's own read at the start of every turn).
+    (google-adk's own read at the start of every turn). ``probes``: the
+    package's one-row reads of the session's revision (``_revision_probe``),
+    True where storage had not moved (then no ``get_session`` follows).
     """
 
     def __init__(self, service: Any) -> None:
@@ -45,6 +71,8 @@ class CountedReads:
         self.full_package_reads = 0  # package calls without ``after_timestamp``
         self._get = service.get_session
         service.get_session = self.get_session
+        _count_probes()
+        self.probes: List[bool] = _PROBES.setdefault(service, [])
 
     async def get_session(self, **kwargs: Any) -> Any:
         caller = sys._getframe(1).f_globals.get("__name__", "")

@@ -118,6 +118,7 @@ EXTRA_KIND_MODULES = (
     "test_runner_writes",
     "test_token_threshold",
     "test_long_sessions",
+    "test_revision_probe",
     "test_workflow_nodes",
     "test_sqlite_contention",
 )

@@ -261,6 +261,7 @@ class Coordinator:
             self.time_limit,
             after_previous,
             on_wait=lambda: running(False),
+            seen_session=session,
         )
         try:
             async with order as window:

@@ -14,6 +14,7 @@ from typing import Any, Hashable, List, Optional, Sequence, Tuple
 
 from adk_compaction_backport._incremental_reads import read_session
 from adk_compaction_backport._process_locks import lock_backend
+from adk_compaction_backport._revision_probe import unmoved
 from adk_compaction_backport._storage import place_of, storage_of
 
 SessionKey = Tuple[Hashable, str, str, str]
@@ -79,9 +80,22 @@ class SessionIdentity:
         return self._locks
 
     async def read(
-        self, known: Sequence[Any], timestamps: Optional[List[float]] = None
+        self,
+        known: Sequence[Any],
+        timestamps: Optional[List[float]] = None,
+        seen: Optional[Any] = None,
     ) -> Optional[Any]:
         """The session as storage holds it now (None: deleted), reading only
         what is new since ``known`` (``_incremental_reads``; ``timestamps``:
-        theirs, if already read)."""
+        theirs, if already read).
+
+        ``seen``: the ``Session`` whose events ``known`` are, as the turn read
+        or wrote through it. When one read of the session's row shows storage
+        still at its revision (``_revision_probe``), nothing was stored since:
+        the answer is a copy of it, and no event is read.
+        """
+        if seen is not None and await unmoved(self.storage, self.names, seen):
+            return seen.model_copy(
+                update={"events": list(known), "state": dict(seen.state)}
+            )
         return await read_session(self.service, *self.names, known, timestamps)

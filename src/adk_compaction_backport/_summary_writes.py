@@ -87,6 +87,9 @@ class Snapshot(NamedTuple):
     """The columns of ``loaded`` (``_windows.SeenWindow``, no rewind among
     them), ``events`` cut from them: the checks read these, and of a read
     only what lies past the events it shares with ``loaded``."""
+    seen: Any = None
+    """The turn's ``Session`` whose events ``loaded`` are: its revision lets
+    the read before the write find nothing stored since in one row."""
 
     @property
     def loaded_timestamps(self) -> Optional[List[float]]:
@@ -120,6 +123,7 @@ class Snapshot(NamedTuple):
             list(given),
             list(loaded.events),
             columns,
+            loaded,
         )
 
     def covered_ids(
@@ -369,12 +373,13 @@ async def store_summary(
     what the session stored since the last.
     """
     refused_once = False
-    known = snapshot.loaded
+    known, seen = snapshot.loaded, snapshot.seen
     covered = Covered(snapshot, summary)  # the same for every check
     for attempt in range(ATTEMPTS):
         stored = await identity.read(
-            known, snapshot.loaded_timestamps if attempt == 0 else None
+            known, snapshot.loaded_timestamps if attempt == 0 else None, seen
         )
+        seen = stored  # a write through it that failed left its revision
         if stored is not None:
             # The events read as the very objects known are not the summary:
             # an earlier attempt that committed shows among the others.

@@ -69,14 +69,15 @@ async def _read(
     identity: SessionIdentity,
     known: Sequence[Any],
     timestamps: Optional[List[float]] = None,
+    seen: Optional[Any] = None,
 ) -> Any:
     """The session as storage holds it now, or None if it cannot be read.
 
     Costs what was stored since the turn's events (``known``, their
-    ``timestamps`` if already read) were read.
+    ``timestamps`` if already read; ``seen``, their ``Session``) were read.
     """
     try:
-        return await identity.read(known, timestamps)
+        return await identity.read(known, timestamps, seen)
     except Exception:  # the summary write reads again and reports what fails
         logger.debug("reading session %s before compaction failed", identity.session_id)
         return None
@@ -89,7 +90,9 @@ class in_turn_order:
     writes to the session (``_session_writes``), whose ``own_summary`` is read
     each time the window is cut; ``after()``: waits for this process's earlier
     compaction of the session, True if it had to; ``on_wait()``: called when
-    the compaction has to wait for another process.
+    the compaction has to wait for another process; ``seen_session``: the
+    ``Session`` whose events ``seen`` are (its revision lets a read of storage
+    find nothing stored since in one row, ``_revision_probe``).
     """
 
     def __init__(
@@ -101,9 +104,11 @@ class in_turn_order:
         limit: float,
         after: Callable[[], Awaitable[bool]],
         on_wait: Callable[[], None],
+        seen_session: Optional[Any] = None,
     ) -> None:
         self._identity, self._app = identity, app
         self._seen, self._writes = seen, writes
+        self._seen_session = seen_session
         self._seen_window = SeenWindow(seen)  # one pass; each cut adds what landed
         self._limit = limit
         self._after, self._on_wait = after, on_wait
@@ -169,7 +174,10 @@ class in_turn_order:
                 stored = None
                 if shared is not None:
                     stored = await _read(
-                        self._identity, self._seen, self._seen_window.timestamps
+                        self._identity,
+                        self._seen,
+                        self._seen_window.timestamps,
+                        self._seen_session,
                     )
                 window = self._window(stored)
                 wait = await self._claim_wait(window, deadline) if shared else None
