@@ -140,6 +140,8 @@ async def _turns(
         "package_reads": len(reads.package),
         "package_events_read": sum(events for events, _ in reads.package),
         "full_package_reads": reads.full_package_reads,
+        "package_probes": len(reads.probes),
+        "package_probes_unmoved": reads.probes.count(True),
         "runner_events_read": sum(events for events, _ in reads.runner),
         "patched": acb.status().applied,
         "collections": [
@@ -288,6 +290,8 @@ COUNTED = (
     "package_reads",
     "package_events_read",
     "full_package_reads",
+    "package_probes",
+    "package_probes_unmoved",
     "runner_events_read",
     "summarizer_calls",
     "failed_turns",
@@ -334,7 +338,7 @@ def measure_row(
         before, after = runs[(side, first)], runs[(side, first + turns)]
         row[side] = {
             "per_turn": (after["instructions"] - before["instructions"]) / turns,
-            **{name: after[name] - before[name] for name in COUNTED},
+            **{name: after.get(name, 0) - before.get(name, 0) for name in COUNTED},
             "collections": [
                 a - b for a, b in zip(after["collections"], before["collections"])
             ],
@@ -428,7 +432,8 @@ def markdown(results: Dict[str, Any]) -> str:
         "| google-adk | session service | events | released, M instructions per turn"
         " | + package | extra | extra <= 5% of released's | package reads per"
         " turn: calls,"
-        " events (full reads) | summarizer calls, failed turns: + package /"
+        " events (full reads); row probes (unmoved) | summarizer calls, failed"
+        " turns: + package /"
         " released | full collections: + package / released |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -449,7 +454,9 @@ def markdown(results: Dict[str, Any]) -> str:
             f" | {met}"
             f" | {package['package_reads'] / turns:.1f},"
             f" {package['package_events_read'] / turns:.0f}"
-            f" ({package['full_package_reads']})"
+            f" ({package['full_package_reads']});"
+            f" {package.get('package_probes', 0) / turns:.1f}"
+            f" ({package.get('package_probes_unmoved', 0) / turns:.1f})"
             f" | {package['summarizer_calls']}, {package['failed_turns']} /"
             f" {released['summarizer_calls']}, {released['failed_turns']}"
             f" | {_full_collections(package)} / {_full_collections(released)} |"

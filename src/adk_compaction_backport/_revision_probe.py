@@ -51,6 +51,12 @@ def _marker_of(seen: Any) -> Optional[str]:
     return marker if isinstance(marker, str) else None
 
 
+def revision_of(session: Any) -> Tuple[Optional[str], Any]:
+    """The revision a ``Session`` carries (marker, update time): equal for two
+    sessions read or written at the same revision of storage."""
+    return (_marker_of(session), getattr(session, "last_update_time", None))
+
+
 async def _sqlite_service_revision(
     storage: Any, names: Tuple[str, str, str], newest_event: str
 ) -> Any:
