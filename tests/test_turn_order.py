@@ -46,7 +46,7 @@ class Backend:
 
 
 def identity(backend: Backend, stored: Any = None) -> Any:
-    async def read(known: Any, timestamps: Any = None) -> Any:
+    async def read(known: Any, timestamps: Any = None, seen: Any = None) -> Any:
         backend.log.append("read")
         return stored
 
