@@ -20,7 +20,13 @@ from adk_compaction_backport._catch_up import (
     put_in_storage_order,
 )
 from adk_compaction_backport.families import _awaited
-from harness import BACKPORT_ONLY, COMPACTION_ENDS_THE_STREAM, session_service
+from harness import (
+    BACKPORT_ONLY,
+    COMPACTION_ENDS_THE_STREAM,
+    family_for,
+    installed_adk_version,
+    session_service,
+)
 
 
 def said(text: str, at: Optional[float] = None, **actions: Any) -> Event:
@@ -171,7 +177,10 @@ async def _written_while_summaries_land(database: Any, landings: int) -> Any:
 
 
 CATCHING_UP = pytest.mark.skipif(
-    not COMPACTION_ENDS_THE_STREAM, reason="turns' writes catch up from 1.19"
+    not COMPACTION_ENDS_THE_STREAM
+    or getattr(family_for(installed_adk_version()), "name", None) == "1.24",
+    reason="turns' writes catch up from 1.19; 1.24-1.27 reload a stale session"
+    " and write instead of failing",
 )
 
 
