@@ -117,21 +117,21 @@ async def test_no_probe_once_this_processs_newer_turn_has_written(
     """An eager client's next turn here wrote after the turn the summary is
     for: storage moved for sure, and the read before the write goes straight
     to what is new (a probe would only add a lookup)."""
+    from adk_compaction_backport._revision_probe import worth_probing
     from adk_compaction_backport._session_writes import SessionWrites
-    from adk_compaction_backport._summary_writes import Snapshot, _probe_from
 
     service, turn = await started(database)
     seen = turn.model_copy(update={"events": list(turn.events)})  # at turn end
-    snapshot = Snapshot.of(seen, list(seen.events))
     writes = SessionWrites()
     try:
         writes.loaded(turn)  # the turn's own Session is the current one
-        assert _probe_from(snapshot, writes) is seen
+        assert worth_probing(seen, writes.current_here()) is seen
         newer = await service.get_session(**KEY)
-        writes.loaded(newer)  # the next turn loaded it, then wrote
-        assert _probe_from(snapshot, writes) is seen  # read at the same revision
+        writes.loaded(newer)  # the next turn loaded it (the same revision) ...
+        assert worth_probing(seen, writes.current_here()) is seen
+        # ... then wrote
         await service.append_event(newer, plain_event("i2", "user", time.time()))
         if exact_here(service, turn):  # elsewhere the probe says "moved" anyway
-            assert _probe_from(snapshot, writes) is None
+            assert worth_probing(seen, writes.current_here()) is None
     finally:
         await closed(service)

@@ -57,6 +57,19 @@ def revision_of(session: Any) -> Tuple[Optional[str], Any]:
     return (_marker_of(session), getattr(session, "last_update_time", None))
 
 
+def worth_probing(seen: Optional[Any], current: Optional[Any]) -> Optional[Any]:
+    """``seen`` (the turn's ``Session``) to probe with, or None when this
+    process knows storage moved since: ``current``, its current reference to
+    the session (``_session_writes``), carries a later revision (a newer turn
+    here wrote or read after it, an eager client's): the probe would only add
+    a lookup."""
+    if seen is None or (
+        current is not None and revision_of(current) != revision_of(seen)
+    ):
+        return None
+    return seen
+
+
 async def _sqlite_service_revision(
     storage: Any, names: Tuple[str, str, str], newest_event: str
 ) -> Any:

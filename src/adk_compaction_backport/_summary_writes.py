@@ -35,7 +35,7 @@ from adk_compaction_backport._compaction_events import (
     end_timestamp,
 )
 from adk_compaction_backport._incremental_reads import shared_prefix
-from adk_compaction_backport._revision_probe import revision_of
+from adk_compaction_backport._revision_probe import worth_probing
 from adk_compaction_backport._rewind_fence import fenced
 from adk_compaction_backport._rewinds import live_events, rewound_before
 from adk_compaction_backport._session_identity import SessionIdentity
@@ -359,20 +359,6 @@ class SummaryWriter:
         return event
 
 
-def _probe_from(snapshot: Snapshot, writes: SessionWrites) -> Optional[Any]:
-    """The turn's ``Session`` to ask storage whether anything was stored since
-    (``_revision_probe``), or None when this process knows it was: its
-    current reference to the session has written or read a later revision
-    (a newer turn, an eager client's): the probe would only add a lookup."""
-    current = writes.current_here()
-    seen = snapshot.seen
-    if seen is None or (
-        current is not None and revision_of(current) != revision_of(seen)
-    ):
-        return None
-    return seen
-
-
 async def store_summary(
     identity: SessionIdentity,
     snapshot: Snapshot,
@@ -395,7 +381,7 @@ async def store_summary(
         stored = await identity.read(
             known,
             snapshot.loaded_timestamps if first else None,
-            _probe_from(snapshot, writes) if first else None,
+            worth_probing(snapshot.seen, writes.current_here()) if first else None,
         )
         if stored is not None:
             # The events read as the very objects known are not the summary:

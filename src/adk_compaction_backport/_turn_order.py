@@ -35,7 +35,7 @@ from adk_compaction_backport._process_locks import (
     turn_claim,
     until_claimed_is,
 )
-from adk_compaction_backport._revision_probe import revision_of
+from adk_compaction_backport._revision_probe import worth_probing
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._windows import (
@@ -155,17 +155,6 @@ class in_turn_order:
         finally:
             await self._claim.__aexit__(*exc_info)
 
-    def _probe_from(self) -> Optional[Any]:
-        """The turn's ``Session`` for the revision probe, unless this process's
-        current reference to the session has moved past its revision (a newer
-        turn here wrote: storage moved, the probe would only add a lookup)."""
-        seen, current = self._seen_session, self._writes.current_here()
-        if seen is None or (
-            current is not None and revision_of(current) != revision_of(seen)
-        ):
-            return None
-        return seen
-
     def _window(self, stored: Any = None) -> List[Any]:
         events = None if stored is None else stored.events
         return window_from(self._seen_window, self._writes.own_summary, events)
@@ -189,7 +178,7 @@ class in_turn_order:
                         self._identity,
                         self._seen,
                         self._seen_window.timestamps,
-                        self._probe_from(),
+                        worth_probing(self._seen_session, self._writes.current_here()),
                     )
                 window = self._window(stored)
                 wait = await self._claim_wait(window, deadline) if shared else None
