@@ -18,10 +18,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from adk_compaction_backport._compaction_events import compaction_of
 from adk_compaction_backport._incremental_reads import read_session
-
-# Where a loaded ``Session`` keeps the storage revision it was read at:
-# the update time (every release) and the exact revision marker (1.28+).
-REVISION_ATTRIBUTES = ("last_update_time", "_storage_update_marker")
+from adk_compaction_backport._revision_probe import REVISION_ATTRIBUTES
 
 
 def is_plain_summary(event: Any) -> bool:

@@ -35,7 +35,9 @@ from typing import Any, Optional, Tuple
 logger = logging.getLogger("adk_compaction_backport")
 
 _SESSIONS_MODULE = "google.adk.sessions."
-_MARKER = "_storage_update_marker"
+# Where a loaded ``Session`` keeps the storage revision it was read at:
+# the update time (every release) and the exact revision marker (1.28+).
+REVISION_ATTRIBUTES = ("last_update_time", "_storage_update_marker")
 
 
 def _upstream_class(storage: Any) -> Optional[str]:
@@ -45,16 +47,10 @@ def _upstream_class(storage: Any) -> Optional[str]:
     return cls.__name__ if cls.__module__.startswith(_SESSIONS_MODULE) else None
 
 
-def _marker_of(seen: Any) -> Optional[str]:
-    private = getattr(seen, "__pydantic_private__", None) or {}
-    marker = private.get(_MARKER)
-    return marker if isinstance(marker, str) else None
-
-
-def revision_of(session: Any) -> Tuple[Optional[str], Any]:
-    """The revision a ``Session`` carries (marker, update time): equal for two
-    sessions read or written at the same revision of storage."""
-    return (_marker_of(session), getattr(session, "last_update_time", None))
+def revision_of(session: Any) -> Tuple[Any, ...]:
+    """The revision a ``Session`` carries (``REVISION_ATTRIBUTES``): equal for
+    two sessions read or written at the same revision of storage."""
+    return tuple(getattr(session, name, None) for name in REVISION_ATTRIBUTES)
 
 
 def worth_probing(seen: Optional[Any], current: Optional[Any]) -> Optional[Any]:
@@ -132,8 +128,8 @@ async def unmoved(storage: Any, names: Tuple[str, str, str], seen: Any) -> bool:
         if kind == "SqliteSessionService":
             revision = await _sqlite_service_revision(storage, names, newest_event)
             return revision is not None and revision == seen.last_update_time
-        marker = _marker_of(seen)
-        if kind == "DatabaseSessionService" and marker is not None:
+        marker = revision_of(seen)[1]
+        if kind == "DatabaseSessionService" and isinstance(marker, str):
             stored = await _database_marker(storage, names, newest_event)
             return stored is not None and stored == marker
     except Exception:
