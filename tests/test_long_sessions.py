@@ -103,6 +103,38 @@ async def test_a_sequential_clients_compactions_read_one_row_where_it_can(
         assert len(reads.package) >= TURNS // 2
 
 
+@BACKPORT_ONLY
+async def test_a_turns_pass_over_its_events_reads_what_is_new_since_the_last(
+    database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compaction cuts its window on the events its turn ended with; from
+    the session's second turn in this process on, it reads of them only what
+    is new since the last turn's pass (``_column_memory``), not the session
+    again, and the summaries stay the same."""
+    from adk_compaction_backport import _windows
+
+    read = []
+    original = _windows._ACTIONS
+
+    def counted(event: Any) -> Any:
+        read.append(1)
+        return original(event)
+
+    monkeypatch.setattr(_windows, "_ACTIONS", counted)
+    chat = await Conversation(database).start()
+    await prefill(chat.service, await chat.stored(), PREFILLED)
+    per_turn = []
+    for _ in range(TURNS):
+        read.clear()
+        await chat.turn()
+        await background_work_done()
+        per_turn.append(len(read))
+
+    assert new_summaries(await chat.stored()) == TURNS // 2 == chat.control.calls
+    assert per_turn[0] > PREFILLED  # the process's first pass over the session
+    assert max(per_turn[1:]) <= FEW, per_turn
+
+
 async def test_read_session_is_a_whole_read_where_storage_holds_the_turns_events(
     database: Any,
 ) -> None:

@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any, Awaitable, Callable, List, NamedTuple, Optional, Sequence
 
+from adk_compaction_backport._column_memory import COLUMN_MEMORY
 from adk_compaction_backport._compat import ASYNC_NULL_CONTEXT
 from adk_compaction_backport._process_locks import (
     claimed_elsewhere,
@@ -40,7 +41,6 @@ from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
 from adk_compaction_backport._windows import (
     Columns,
-    SeenWindow,
     earlier_due_turn,
     may_be_due,
     seconds_since_end,
@@ -110,7 +110,9 @@ class in_turn_order:
         self._identity, self._app = identity, app
         self._seen, self._writes = seen, writes
         self._seen_session = seen_session
-        self._seen_window = SeenWindow(seen)  # one pass; each cut adds what landed
+        # One pass (over what is new since the session's last turn, where this
+        # process served it); each cut of the window adds what landed.
+        self._seen_window = COLUMN_MEMORY.seen_window(identity.key, seen)
         self._limit = limit
         self._after, self._on_wait = after, on_wait
         self._claim: Any = ASYNC_NULL_CONTEXT

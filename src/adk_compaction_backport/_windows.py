@@ -11,10 +11,11 @@ waits, reads storage or imports google-adk.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from functools import partial
-from itertools import compress
-from operator import attrgetter, lt
-from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence
+from itertools import compress, count, repeat
+from operator import attrgetter, is_not, lt, ne
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from adk_compaction_backport._compaction_events import (
     compaction_of,
@@ -46,21 +47,74 @@ class Columns(NamedTuple):
     """Whether a rewind is among the events."""
 
 
-def _columns_of(events: Sequence[Any]) -> Optional[Columns]:
-    """The columns of ``events`` (None for stand-ins or releases without
-    rewinds). Each is read in C; on a long session a pass costs mostly its
-    memory reads, so each event's actions are fetched once for both of theirs."""
+class Remembered(NamedTuple):
+    """What a pass over a turn's events found, kept for the session's next
+    turn (``_column_memory``), which reads the same stored events again as new
+    objects: no event is held, only their columns and the summaries' copies."""
+
+    columns: Columns
+    indexes: List[int]
+    """Where the summaries are, in order."""
+    copies: List[Any]
+    """The summary at each of ``indexes``, its range widened (``widened``)."""
+    newest_ends: List[float]
+    """The newest end among the summaries up to each of ``indexes``."""
+
+
+def _common_prefix(one: List[Any], other: List[Any]) -> int:
+    """How many leading items two lists share (compared in C)."""
+    shorter = min(len(one), len(other))
+    return next(compress(count(), map(ne, one, other)), shorter)
+
+
+def _pass_over(
+    events: Sequence[Any], earlier: Optional[Remembered] = None
+) -> Optional[Tuple[Columns, Remembered]]:
+    """The columns of ``events`` and what the next turn keeps of them; None
+    for stand-ins or when a rewind is among them.
+
+    ``earlier``: a previous turn's pass over the same session. Its events
+    that still lead ``events`` (same ids and timestamps: a stored event never
+    changes) are not read again, so a turn of a long session costs two passes
+    in C (ids and timestamps) plus what is new. Each column is read in C; on
+    a long session a pass costs mostly its memory reads.
+    """
     try:
-        actions = list(map(_ACTIONS, events))
-        return Columns(
-            list(map(_TIMESTAMP, events)),
-            list(map(_INVOCATION, events)),
-            list(map(_COMPACTION, actions)),
-            list(map(_ID, events)),
-            any(map(_REWIND, actions)),
-        )
+        ids = list(map(_ID, events))
+        timestamps = list(map(_TIMESTAMP, events))
+        kept = 0
+        if earlier is not None:
+            kept = min(
+                _common_prefix(earlier.columns.ids, ids),
+                _common_prefix(earlier.columns.timestamps, timestamps),
+            )
+        rest = events[kept:]
+        actions = list(map(_ACTIONS, rest))
+        new_compactions = list(map(_COMPACTION, actions))
+        if any(map(_REWIND, actions)):
+            return None
+        new_invocations = list(map(_INVOCATION, rest))
     except AttributeError:
         return None
+    if earlier is None or not kept:
+        invocations, compactions = new_invocations, new_compactions
+        indexes, copies, ends = [], [], []
+    else:
+        invocations = earlier.columns.invocations[:kept] + new_invocations
+        compactions = earlier.columns.compactions[:kept] + new_compactions
+        cut = bisect_left(earlier.indexes, kept)
+        indexes = earlier.indexes[:cut]
+        copies = earlier.copies[:cut]
+        ends = earlier.newest_ends[:cut]
+    newest = ends[-1] if ends else float("-inf")
+    for offset in compress(count(), map(is_not, new_compactions, repeat(None))):
+        index = kept + offset
+        newest = max(newest, getattr(compactions[index], "end_timestamp", None) or 0.0)
+        indexes.append(index)
+        copies.append(widened(events[index]))
+        ends.append(newest)
+    columns = Columns(timestamps, invocations, compactions, ids, False)
+    return columns, Remembered(columns, indexes, copies, ends)
 
 
 class OwnSummary(NamedTuple):
@@ -169,21 +223,46 @@ class SeenWindow:
         "events",
         "first_id",
         "newest_end",
+        "remembered",
         "rewinds",
         "seen",
         "timestamps",
     )
 
-    def __init__(self, seen: Sequence[Any]) -> None:
+    def __init__(
+        self, seen: Sequence[Any], earlier: Optional[Remembered] = None
+    ) -> None:
         self.seen = seen
-        columns = _columns_of(seen)
-        if columns is not None and not columns.rewinds:
+        passed = _pass_over(seen, earlier)
+        if passed is not None:
+            columns, self.remembered = passed
+            """What the session's next turn builds on (``_column_memory``);
+            None where a rewind is among the events seen."""
             live = list(seen)
-            compactions = columns.compactions
+            for index, copy in zip(self.remembered.indexes, self.remembered.copies):
+                live[index] = copy
+            self.events: List[Any] = live
+            """The live events, compaction ranges widened (``_compaction_events``)."""
+            ends = self.remembered.newest_ends
+            self.newest_end = ends[-1] if ends else 0.0
+            """The newest end of a live summary seen (0.0: none)."""
         else:  # a rewind among them, or stand-ins: the events' own passes
+            self.remembered = None
+            columns = None
             live = live_events(list(seen))
             compactions = compactions_of(live)
-            columns = None
+            self.events = [
+                event if compaction is None else widened(event)
+                for event, compaction in zip(live, compactions)
+            ]
+            self.newest_end = max(
+                (
+                    getattr(compaction, "end_timestamp", None) or 0.0
+                    for compaction in compactions
+                    if compaction is not None
+                ),
+                default=0.0,
+            )
         self._columns = columns
         """Timestamp, invocation and compaction of each event seen, when no
         rewind is among them (all are live): the window's arithmetic reads
@@ -192,23 +271,9 @@ class SeenWindow:
             None if columns is None else columns.timestamps
         )
         """The timestamp of every event seen, when known (no rewind)."""
-        self.events: List[Any] = [
-            event if compaction is None else widened(event)
-            for event, compaction in zip(live, compactions)
-        ]
-        """The live events, compaction ranges widened (``_compaction_events``)."""
         self.first_id: Optional[str] = seen[0].id if seen else None
         """The first event seen: its incarnation of the session."""
-        self.newest_end = max(
-            (
-                getattr(compaction, "end_timestamp", None) or 0.0
-                for compaction in compactions
-                if compaction is not None
-            ),
-            default=0.0,
-        )
-        """The newest end of a live summary seen (0.0: none)."""
-        self.rewinds = len(live) != len(seen)
+        self.rewinds = len(self.events) != len(seen)
         """Whether a rewind is among the events seen."""
         self._ids: Optional[FrozenSet[str]] = None
 
