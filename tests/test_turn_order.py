@@ -51,7 +51,11 @@ def identity(backend: Backend, stored: Any = None) -> Any:
         return stored
 
     return SimpleNamespace(
-        names=("app", "u", "s"), session_id="s", locks=backend, read=read
+        names=("app", "u", "s"),
+        session_id="s",
+        key=("storage", object(), "u", "s"),  # no other test's pass to build on
+        locks=backend,
+        read=read,
     )
 
 
