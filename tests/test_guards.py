@@ -66,6 +66,18 @@ def test_apply_twice_is_apply_once_and_revert_restores_exactly(pristine, runner_
     assert originals(runner_class) == before
 
 
+@claimed
+def test_revert_lets_go_of_the_columns_kept_for_next_turns(pristine):
+    from adk_compaction_backport._column_memory import COLUMN_MEMORY
+    from test_windows import said
+
+    acb.apply(strict=True)
+    COLUMN_MEMORY.seen_window(("test", "app", "u", "s"), [said("i1", 1.0)])
+    assert len(COLUMN_MEMORY) >= 1
+    acb.revert()
+    assert len(COLUMN_MEMORY) == 0
+
+
 @pytest.mark.parametrize(
     ("release", "why"),
     [

@@ -170,6 +170,7 @@ class Activation:
             self._decided = True
             was_applied = bool(self.installed or self.pending)
             buried = self._undo()
+            _forget_passes()
             if not was_applied:
                 return self.status()
             self.reason = "reverted by adk_compaction_backport.revert()"
@@ -348,3 +349,11 @@ class Activation:
 
 
 ACTIVATION = Activation()
+
+
+def _forget_passes() -> None:
+    """Let go of the columns kept for sessions' next turns (``_column_memory``),
+    if the fix ever kept any: released code does not read them."""
+    memory = sys.modules.get("adk_compaction_backport._column_memory")
+    if memory is not None:
+        memory.COLUMN_MEMORY.forget()
