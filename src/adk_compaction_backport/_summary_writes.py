@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from itertools import chain
-from operator import attrgetter
+from bisect import bisect_left
+from itertools import compress, count, repeat
+from operator import and_, attrgetter, ge, is_
 from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Sequence
 
 from adk_compaction_backport._compaction_events import (
@@ -137,8 +138,7 @@ class Snapshot(NamedTuple):
         if indexes is None:
             indexes = self.covered_indexes(summary)
         if indexes is not None and self.columns is not None:
-            ids = self.columns.ids
-            return [ids[index] for index in indexes]
+            return list(map(self.columns.ids.__getitem__, indexes))
         limit = _limit_of(summary)
         return [
             event.id
@@ -152,14 +152,11 @@ class Snapshot(NamedTuple):
         columns = self.columns
         if columns is None or not self.cut_from_columns:
             return None
-        limit = _limit_of(summary)
-        return [
-            index
-            for index, (compaction, at) in enumerate(
-                zip(columns.compactions, columns.timestamps)
-            )
-            if compaction is None and at <= limit
-        ]
+        # Not a summary, and not newer than the limit: read in C (a long
+        # session's every event, once per summary written).
+        plain = map(is_, columns.compactions, repeat(None))
+        in_range = map(ge, repeat(_limit_of(summary)), columns.timestamps)
+        return list(compress(count(), map(and_, plain, in_range)))
 
 
 def _limit_of(summary: Any) -> float:
@@ -261,7 +258,7 @@ def _refusal_past(
     if indexes is None:
         indexes = snapshot.covered_indexes(summary)
     assert columns is not None and indexes is not None  # cut_from_columns
-    wanted = [columns.ids[index] for index in indexes if index >= shared]
+    wanted = list(map(columns.ids.__getitem__, indexes[bisect_left(indexes, shared) :]))
     rest = events[shared:]
     rest_ids = list(map(_ID, rest))
     missing = set(wanted) - set(rest_ids)
@@ -269,8 +266,9 @@ def _refusal_past(
         return f"{len(missing)} event(s) it summarizes were removed from storage"
     if not _in_order(wanted, rest_ids):
         return "the events it summarizes are no longer stored in that order"
-    stored_compactions = chain(columns.compactions[:shared], compactions_of(rest))
-    if _reaches_as_far(stored_compactions, summary):
+    if _newest_end_reaches(columns.newest_end_before(shared), summary) or (
+        _reaches_as_far(compactions_of(rest), summary)
+    ):
         return "the session already stores a summary reaching as far"
     return None
 
@@ -305,6 +303,15 @@ def _in_order(wanted: List[str], stored: List[str]) -> bool:
         return True  # the usual answer, without a Python call per stored event
     remaining = iter(stored)
     return all(any(found == event_id for found in remaining) for event_id in wanted)
+
+
+def _newest_end_reaches(newest_end: Optional[float], summary: Any) -> bool:
+    """``_reaches_as_far`` of stored summaries whose newest end is known
+    (None: there are none)."""
+    end = end_timestamp(summary)
+    if end is None or newest_end is None:
+        return False
+    return newest_end >= end - TIMESTAMP_SLACK
 
 
 def _reaches_as_far(compactions: Iterable[Any], summary: Any) -> bool:

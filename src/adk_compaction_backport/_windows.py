@@ -45,6 +45,17 @@ class Columns(NamedTuple):
     ids: List[str]
     rewinds: bool
     """Whether a rewind is among the events."""
+    summary_indexes: Sequence[int] = ()
+    """Where the summaries are, in order."""
+    newest_ends: Sequence[float] = ()
+    """The newest end among the summaries up to each of ``summary_indexes``
+    (``end_timestamp or 0.0``)."""
+
+    def newest_end_before(self, place: int) -> Optional[float]:
+        """The newest end among the summaries before ``place``; None if none
+        is there. A bisection: no pass over the events."""
+        before = bisect_left(self.summary_indexes, place)
+        return self.newest_ends[before - 1] if before else None
 
 
 class Remembered(NamedTuple):
@@ -53,12 +64,9 @@ class Remembered(NamedTuple):
     objects: no event is held, only their columns and the summaries' copies."""
 
     columns: Columns
-    indexes: List[int]
-    """Where the summaries are, in order."""
     copies: List[Any]
-    """The summary at each of ``indexes``, its range widened (``widened``)."""
-    newest_ends: List[float]
-    """The newest end among the summaries up to each of ``indexes``."""
+    """The summary at each of ``columns.summary_indexes``, its range widened
+    (``widened``)."""
 
 
 def _common_prefix(one: List[Any], other: List[Any]) -> int:
@@ -102,10 +110,10 @@ def _pass_over(
     else:
         invocations = earlier.columns.invocations[:kept] + new_invocations
         compactions = earlier.columns.compactions[:kept] + new_compactions
-        cut = bisect_left(earlier.indexes, kept)
-        indexes = earlier.indexes[:cut]
+        cut = bisect_left(earlier.columns.summary_indexes, kept)
+        indexes = list(earlier.columns.summary_indexes[:cut])
         copies = earlier.copies[:cut]
-        ends = earlier.newest_ends[:cut]
+        ends = list(earlier.columns.newest_ends[:cut])
     newest = ends[-1] if ends else float("-inf")
     for offset in compress(count(), map(is_not, new_compactions, repeat(None))):
         index = kept + offset
@@ -113,8 +121,8 @@ def _pass_over(
         indexes.append(index)
         copies.append(widened(events[index]))
         ends.append(newest)
-    columns = Columns(timestamps, invocations, compactions, ids, False)
-    return columns, Remembered(columns, indexes, copies, ends)
+    columns = Columns(timestamps, invocations, compactions, ids, False, indexes, ends)
+    return columns, Remembered(columns, copies)
 
 
 class OwnSummary(NamedTuple):
@@ -239,11 +247,11 @@ class SeenWindow:
             """What the session's next turn builds on (``_column_memory``);
             None where a rewind is among the events seen."""
             live = list(seen)
-            for index, copy in zip(self.remembered.indexes, self.remembered.copies):
+            for index, copy in zip(columns.summary_indexes, self.remembered.copies):
                 live[index] = copy
             self.events: List[Any] = live
             """The live events, compaction ranges widened (``_compaction_events``)."""
-            ends = self.remembered.newest_ends
+            ends = columns.newest_ends
             self.newest_end = ends[-1] if ends else 0.0
             """The newest end of a live summary seen (0.0: none)."""
         else:  # a rewind among them, or stand-ins: the events' own passes
