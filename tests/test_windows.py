@@ -213,3 +213,16 @@ def test_the_passes_facts_count_new_invocations_as_the_events_do() -> None:
             stored = [*events, landed]
         window = window_from(seen, None, stored) if stored else seen.events
         assert seen.new_invocations(window) == new_invocations(window)
+
+
+def test_the_newest_end_leaves_out_an_end_that_is_not_a_number() -> None:
+    """Whatever order the summaries come in: a NaN end reaches nothing."""
+    from adk_compaction_backport._windows import SeenWindow, newest_end
+
+    nan, one = summary(0.5, float("nan"), 1.5), summary(0.5, 1.0, 1.6)
+    for order in ([nan, one], [one, nan]):
+        compactions = [event.actions.compaction for event in order]
+        assert newest_end([None, *compactions]) == 1.0
+        assert SeenWindow([*TURNS[:1], *order]).newest_end == 1.0
+    assert newest_end([nan.actions.compaction]) == 0.0
+    assert newest_end([]) == 0.0

@@ -41,7 +41,7 @@ from adk_compaction_backport._rewind_fence import fenced
 from adk_compaction_backport._rewinds import live_events, rewound_before
 from adk_compaction_backport._session_identity import SessionIdentity
 from adk_compaction_backport._session_writes import SessionWrites
-from adk_compaction_backport._windows import Columns, OwnSummary
+from adk_compaction_backport._windows import Columns, OwnSummary, newest_end
 
 logger = logging.getLogger("adk_compaction_backport")
 _ID = attrgetter("id")  # read in C: these checks run over the whole session
@@ -305,28 +305,22 @@ def _in_order(wanted: List[str], stored: List[str]) -> bool:
     return all(any(found == event_id for found in remaining) for event_id in wanted)
 
 
-def _newest_end_reaches(newest_end: Optional[float], summary: Any) -> bool:
-    """``_reaches_as_far`` of stored summaries whose newest end is known
-    (None: there are none)."""
-    end = end_timestamp(summary)
-    if end is None or newest_end is None:
-        return False
-    return newest_end >= end - TIMESTAMP_SLACK
-
-
 def _reaches_as_far(compactions: Iterable[Any], summary: Any) -> bool:
     """Another writer (another process) already stored this summary's range.
 
     ``compactions``: those of the stored events (None for the others).
     """
+    stored = [compaction for compaction in compactions if compaction is not None]
+    return bool(stored) and _newest_end_reaches(newest_end(stored), summary)
+
+
+def _newest_end_reaches(newest_end: Optional[float], summary: Any) -> bool:
+    """``_reaches_as_far`` of stored summaries whose newest end is known
+    (None: there are none), as the pass over a turn's events keeps it."""
     end = end_timestamp(summary)
-    if end is None:
+    if end is None or newest_end is None:
         return False
-    return any(
-        (getattr(compaction, "end_timestamp", None) or 0.0) >= end - TIMESTAMP_SLACK
-        for compaction in compactions
-        if compaction is not None
-    )
+    return newest_end >= end - TIMESTAMP_SLACK
 
 
 class SummaryWriter:

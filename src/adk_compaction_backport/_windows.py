@@ -15,7 +15,17 @@ from bisect import bisect_left
 from functools import partial
 from itertools import compress, count, repeat
 from operator import attrgetter, is_not, lt, ne
-from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from adk_compaction_backport._compaction_events import (
     compaction_of,
@@ -69,6 +79,19 @@ class Remembered(NamedTuple):
     (``widened``)."""
 
 
+def newest_end(compactions: Iterable[Any]) -> float:
+    """The newest ``end_timestamp`` among ``compactions`` (None for events
+    that are not summaries), 0.0 if none. An end that is not a number reaches
+    nothing and is left out (upstream's ranges treat a NaN bound so from
+    2.13)."""
+    ends = [
+        getattr(compaction, "end_timestamp", None) or 0.0
+        for compaction in compactions
+        if compaction is not None
+    ]
+    return max((end for end in ends if end == end), default=0.0)
+
+
 def _common_prefix(one: List[Any], other: List[Any]) -> int:
     """How many leading items two lists share (compared in C)."""
     shorter = min(len(one), len(other))
@@ -114,10 +137,10 @@ def _pass_over(
         indexes = list(earlier.columns.summary_indexes[:cut])
         copies = earlier.copies[:cut]
         ends = list(earlier.columns.newest_ends[:cut])
-    newest = ends[-1] if ends else float("-inf")
+    newest = ends[-1] if ends else 0.0
     for offset in compress(count(), map(is_not, new_compactions, repeat(None))):
         index = kept + offset
-        newest = max(newest, getattr(compactions[index], "end_timestamp", None) or 0.0)
+        newest = max(newest, newest_end([compactions[index]]))
         indexes.append(index)
         copies.append(widened(events[index]))
         ends.append(newest)
@@ -263,14 +286,7 @@ class SeenWindow:
                 event if compaction is None else widened(event)
                 for event, compaction in zip(live, compactions)
             ]
-            self.newest_end = max(
-                (
-                    getattr(compaction, "end_timestamp", None) or 0.0
-                    for compaction in compactions
-                    if compaction is not None
-                ),
-                default=0.0,
-            )
+            self.newest_end = newest_end(compactions)
         self._columns = columns
         """Timestamp, invocation and compaction of each event seen, when no
         rewind is among them (all are live): the window's arithmetic reads
