@@ -92,6 +92,15 @@ def newest_end(compactions: Iterable[Any]) -> float:
     return max((end for end in ends if end == end), default=0.0)
 
 
+def _rewind_among(actions: List[Any]) -> bool:
+    """Whether a rewind is among events with these ``actions`` (read in C
+    where every one has the field; 1.16 has no rewinds, so no such field)."""
+    try:
+        return any(map(_REWIND, actions))
+    except AttributeError:
+        return any(getattr(a, "rewind_before_invocation_id", None) for a in actions)
+
+
 def _common_prefix(one: List[Any], other: List[Any]) -> int:
     """How many leading items two lists share (compared in C)."""
     shorter = min(len(one), len(other))
@@ -122,10 +131,10 @@ def _pass_over(
         rest = events[kept:]
         actions = list(map(_ACTIONS, rest))
         new_compactions = list(map(_COMPACTION, actions))
-        if any(map(_REWIND, actions)):
-            return None
         new_invocations = list(map(_INVOCATION, rest))
     except AttributeError:
+        return None
+    if _rewind_among(actions):
         return None
     if earlier is None or not kept:
         invocations, compactions = new_invocations, new_compactions
