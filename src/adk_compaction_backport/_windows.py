@@ -94,7 +94,8 @@ def newest_end(compactions: Iterable[Any]) -> float:
 
 def _rewind_among(actions: List[Any]) -> bool:
     """Whether a rewind is among events with these ``actions`` (read in C
-    where every one has the field; 1.16 has no rewinds, so no such field)."""
+    where every one has the field; 1.16 has no rewinds, so no such field).
+    ``_rewinds`` asks the events; the pass has their actions already."""
     try:
         return any(map(_REWIND, actions))
     except AttributeError:
