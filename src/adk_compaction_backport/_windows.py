@@ -47,19 +47,18 @@ _REWIND = attrgetter("rewind_before_invocation_id")
 
 class Columns(NamedTuple):
     """What the window's arithmetic and a summary's checks read of each event
-    a turn saw, as lists: read once, so the session is not passed over again."""
+    a turn saw, as lists: read once, so the session is not passed over again.
+    Made only where no rewind is among the events (``_pass_over``)."""
 
     timestamps: List[float]
     invocations: List[Any]
     compactions: List[Any]
     ids: List[str]
-    rewinds: bool
-    """Whether a rewind is among the events."""
     summary_indexes: Sequence[int] = ()
     """Where the summaries are, in order."""
     newest_ends: Sequence[float] = ()
     """The newest end among the summaries up to each of ``summary_indexes``
-    (``end_timestamp or 0.0``)."""
+    (``newest_end``)."""
 
     def newest_end_before(self, place: int) -> Optional[float]:
         """The newest end among the summaries before ``place``; None if none
@@ -154,7 +153,7 @@ def _pass_over(
         indexes.append(index)
         copies.append(widened(events[index]))
         ends.append(newest)
-    columns = Columns(timestamps, invocations, compactions, ids, False, indexes, ends)
+    columns = Columns(timestamps, invocations, compactions, ids, indexes, ends)
     return columns, Remembered(columns, copies)
 
 
